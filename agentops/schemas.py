@@ -1,0 +1,132 @@
+"""The domain's data shapes, shared by planner, guardrail, deploy, CLI and HTTP.
+
+Graph state holds these as plain dicts (`model_dump(mode="json")`): the checkpointer only stores
+JSON-able values safely.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+Strategy = Literal["all_at_once", "canary", "linear"]
+
+# Every status a plan can be in; the terminal ones end the thread.
+PlanStatus = Literal[
+    "planning",
+    "blocked",
+    "pending_approval",
+    "approved",
+    "rejected",
+    "expired",
+    "deployed",
+    "rolled_back",
+    "failed",
+]
+TERMINAL_STATUSES: frozenset[str] = frozenset({"blocked", "rejected", "expired", "deployed", "rolled_back", "failed"})
+
+
+class DeploymentConfig(BaseModel):
+    """A concrete SageMaker real-time endpoint deployment. Unknown fields are refused (typos are errors)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    model_name: str = Field(description="SageMaker model name (the model and version being deployed).")
+    endpoint_name: str = Field(description="SageMaker endpoint name; stable across versions.")
+    instance_type: str = Field(examples=["ml.m5.large"])
+    instance_count: int = Field(ge=1)
+    model_data_url: str = Field(description="s3:// URI of model.tar.gz")
+    image_uri: str | None = Field(default=None, description="Inference container; the configured default when unset.")
+    autoscaling_min: int | None = Field(default=None, ge=1, description="Defaults to instance_count (no autoscaling).")
+    autoscaling_max: int | None = Field(default=None, ge=1, description="Defaults to instance_count (no autoscaling).")
+    rollback_alarms: list[str] = Field(default_factory=list, description="CloudWatch alarms that roll the deployment back.")
+    deployment_strategy: Strategy = "all_at_once"
+    canary_percent: int | None = Field(default=None, description="Share of capacity in the canary (canary and linear).")
+    data_capture_percent: int = Field(default=0, ge=0, le=100)
+    enable_model_monitor: bool = False
+    budget_usd_per_hour: float | None = Field(default=None, gt=0)
+
+    @model_validator(mode="after")
+    def _autoscaling_defaults_to_fixed_count(self) -> DeploymentConfig:
+        if self.autoscaling_min is None:
+            self.autoscaling_min = self.instance_count
+        if self.autoscaling_max is None:
+            self.autoscaling_max = self.instance_count
+        return self
+
+    @property
+    def peak_instance_count(self) -> int:
+        return max(self.instance_count, self.autoscaling_max or self.instance_count)
+
+    @property
+    def autoscaling_enabled(self) -> bool:
+        return (self.autoscaling_min, self.autoscaling_max) != (self.instance_count, self.instance_count)
+
+
+class Constraints(BaseModel):
+    """What the requester asked for on top of policy. Constraints can only tighten policy."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    budget_usd_per_hour: float | None = Field(default=None, gt=0)
+    max_instance_count: int | None = Field(default=None, ge=1)
+    instance_type: str | None = None
+
+
+class Violation(BaseModel):
+    rule: str = Field(description="Stable rule id, e.g. instance_count.range")
+    message: str
+    policy: str = Field(description="Id of the policy document the rule comes from")
+    section: str | None = None
+
+
+class Verdict(BaseModel):
+    allowed: bool
+    violations: list[Violation] = Field(default_factory=list)
+    warnings: list[str] = Field(default_factory=list)
+
+
+class GuardrailReport(BaseModel):
+    """The guardrail's answer for one config in one environment."""
+
+    verdict: Verdict
+    hourly_cost_usd: float | None
+    peak_cost_usd: float | None
+    requires_approval: bool
+    approval_reasons: list[str] = Field(default_factory=list)
+
+
+class Evidence(BaseModel):
+    policy: str
+    section: str
+    text: str
+    score: float
+
+
+class Decision(BaseModel):
+    """What a human answers to an approval request (the resume value of the approval interrupt)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    approved: bool
+    approver: str = Field(min_length=1)
+    reason: str = ""
+    decided_at: datetime | None = None
+
+
+class PlanSummary(BaseModel):
+    """One row of the plan index: what lists and approvals pages show without reading checkpoints."""
+
+    plan_id: str
+    env: str
+    requester: str
+    intent: str
+    status: PlanStatus
+    created_at: datetime
+    updated_at: datetime
+    expires_at: datetime | None = None
+    endpoint_name: str | None = None
+    peak_cost_usd: float | None = None
+    decision: Decision | None = None

@@ -1,0 +1,1 @@
+"""The LangGraph workflow: state, dependencies (runtime context) and wiring."""

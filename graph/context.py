@@ -1,0 +1,85 @@
+"""What nodes depend on, handed to them through LangGraph's runtime context.
+
+A test builds `Dependencies` with fakes; the CLI and HTTP app build it from `Settings`; LangGraph Studio
+(which cannot pass Python objects) gets the embedded defaults through `dependencies_of`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any, Callable, Protocol
+
+from pydantic import BaseModel, Field
+
+from agentops.policy import Policy
+from agentops.schemas import Constraints, DeploymentConfig, Evidence
+from agentops.settings import Settings
+
+
+class PolicyRetriever(Protocol):
+    def search(self, query: str, k: int = 3) -> list[Evidence]: ...
+
+
+class PlanRequest(BaseModel):
+    intent: str
+    env: str
+    constraints: Constraints = Field(default_factory=Constraints)
+    evidence: list[Evidence] = Field(default_factory=list)
+    # On a re-plan: the previous config and the violations it drew, for the planner to fix.
+    previous_config: dict[str, Any] | None = None
+    violations: list[dict[str, Any]] = Field(default_factory=list)
+
+
+class PlannerOutput(BaseModel):
+    planner: str  # "rules" or "nim"
+    config: dict[str, Any] | None  # a DeploymentConfig dump; None when nothing usable came back
+    pinned: list[str] = Field(default_factory=list)  # fields the requester stated explicitly
+    warnings: list[str] = Field(default_factory=list)
+    error: str | None = None
+    llm_calls: int = 0
+    tokens: int = 0
+
+
+class Planner(Protocol):
+    name: str
+
+    def plan(self, request: PlanRequest, policy: Policy) -> PlannerOutput: ...
+
+
+class Deployer(Protocol):
+    def deploy(self, config: DeploymentConfig, plan_id: str) -> dict[str, Any]: ...
+
+
+class AuditSink(Protocol):
+    def append(self, plan_id: str, step: str, actor: str, payload: dict[str, Any]) -> bool: ...
+
+
+class PlanRecorder(Protocol):
+    def record(self, state: dict[str, Any]) -> None: ...
+
+
+def utc_now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+@dataclass
+class Dependencies:
+    settings: Settings
+    policy: Policy
+    retriever: PolicyRetriever
+    planner: Planner
+    deployer: Deployer
+    audit_log: AuditSink
+    plan_index: PlanRecorder
+    clock: Callable[[], datetime] = field(default=utc_now)
+
+
+def dependencies_of(runtime: Any) -> Dependencies:
+    """The runtime's context, or the embedded defaults when the caller passed none (LangGraph Studio)."""
+    context = getattr(runtime, "context", None)
+    if context is not None:
+        return context
+    from graph.runtime import default_dependencies  # late import: building defaults opens files
+
+    return default_dependencies()

@@ -1,0 +1,107 @@
+"""Fakes for each node dependency, and configs the default policy allows. Imported by tests as `fakes`."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any
+
+from langgraph.runtime import Runtime
+
+from agentops.policy import Policy
+from agentops.schemas import DeploymentConfig, Evidence
+from agentops.settings import PROJECT_ROOT
+from graph.context import Dependencies, PlannerOutput, PlanRequest
+
+FIXED_NOW = datetime(2026, 11, 24, 12, 0, tzinfo=timezone.utc)
+SHARED_EVAL = PROJECT_ROOT.parent / "shared" / "eval"  # the evaluation samples beside the checkout
+
+
+class FakeRetriever:
+    def __init__(self, evidence: list[Evidence] | None = None):
+        self.evidence = evidence or [Evidence(policy="deployment-policy", section="Human approval", text="prod always", score=1.0)]
+        self.queries: list[str] = []
+
+    def search(self, query: str, k: int = 3) -> list[Evidence]:
+        self.queries.append(query)
+        return self.evidence[:k]
+
+
+class ScriptedPlanner:
+    """Returns the given outputs in order (the last one repeats)."""
+
+    name = "scripted"
+
+    def __init__(self, *outputs: PlannerOutput):
+        self.outputs = list(outputs)
+        self.requests: list[PlanRequest] = []
+
+    def plan(self, request: PlanRequest, policy: Policy) -> PlannerOutput:
+        self.requests.append(request)
+        return self.outputs[min(len(self.requests), len(self.outputs)) - 1]
+
+
+class RecordingDeployer:
+    def __init__(self):
+        self.deployed: list[tuple[str, DeploymentConfig]] = []
+
+    def deploy(self, config: DeploymentConfig, plan_id: str) -> dict[str, Any]:
+        self.deployed.append((plan_id, config))
+        return {"mode": "fake", "status": "deployed", "resources": {"endpoint": config.endpoint_name}, "calls": []}
+
+
+class MemoryAudit:
+    def __init__(self):
+        self.events: dict[tuple[str, str], dict[str, Any]] = {}
+
+    def append(self, plan_id: str, step: str, actor: str, payload: dict[str, Any]) -> bool:
+        if (plan_id, step) in self.events:
+            return False
+        self.events[(plan_id, step)] = {"actor": actor, "payload": payload}
+        return True
+
+    def steps(self, plan_id: str) -> list[str]:
+        return [step for (pid, step) in self.events if pid == plan_id]
+
+
+class MemoryRecorder:
+    def __init__(self):
+        self.records: dict[str, dict[str, Any]] = {}
+
+    def record(self, state: dict[str, Any]) -> None:
+        self.records[state["plan_id"]] = dict(state)
+
+
+def runtime_for(deps: Dependencies) -> Runtime:
+    return Runtime(context=deps)
+
+
+def staging_config(**changes: Any) -> dict[str, Any]:
+    """A config the default policy allows in staging without approval."""
+    base = {
+        "model_name": "churn-v1",
+        "endpoint_name": "churn-staging",
+        "instance_type": "ml.m5.large",
+        "instance_count": 2,
+        "model_data_url": "s3://models/churn/1/model.tar.gz",
+        "rollback_alarms": ["ModelMonitorAlarm", "DataDriftAlarm"],
+    }
+    base.update(changes)
+    return base
+
+
+def prod_config(**changes: Any) -> dict[str, Any]:
+    """A config the default policy allows in prod (which always needs approval)."""
+    base = {
+        "model_name": "fraud-detector-v3",
+        "endpoint_name": "fraud-detector-prod",
+        "instance_type": "ml.g5.xlarge",
+        "instance_count": 2,
+        "model_data_url": "s3://models/fraud-detector/v3/model.tar.gz",
+        "rollback_alarms": ["ModelMonitorAlarm", "DataDriftAlarm"],
+        "deployment_strategy": "canary",
+        "canary_percent": 10,
+        "data_capture_percent": 20,
+        "enable_model_monitor": True,
+    }
+    base.update(changes)
+    return base

@@ -1,0 +1,102 @@
+"""The audit node and the hash-chained audit log behind it."""
+
+from __future__ import annotations
+
+import sqlite3
+
+import pytest
+
+from fakes import FIXED_NOW, MemoryAudit, MemoryRecorder, runtime_for
+from nodes.audit import audit
+from tools.audit_log import SqliteAuditLog
+
+
+@pytest.fixture
+def log(tmp_path):
+    log = SqliteAuditLog(tmp_path / "audit.sqlite", clock=lambda: FIXED_NOW)
+    for plan in ("p1", "p2"):
+        for step in ("plan.1", "guardrail.1", "approval.decision"):
+            assert log.append(plan, step, "tester", {"step": step, "plan": plan})
+    return log
+
+
+def tamper(log, sql, *params):
+    conn = sqlite3.connect(log.path)
+    with conn:
+        conn.execute(sql, params)
+    conn.close()
+
+
+def test_a_clean_log_verifies(log):
+    result = log.verify()
+    assert result.ok and result.events == 6
+
+
+def test_appends_are_idempotent_per_plan_and_step(log):
+    assert log.append("p1", "plan.1", "tester", {"different": "payload"}) is False
+    assert len(log.events("p1")) == 3 and log.events("p1")[0].payload == {"step": "plan.1", "plan": "p1"}
+
+
+def test_events_chain_to_their_predecessor(log):
+    events = log.events()
+    assert [e.seq for e in events] == [1, 2, 3, 4, 5, 6]
+    assert all(later.prev_hash == earlier.hash for earlier, later in zip(events, events[1:]))
+
+
+def test_one_changed_byte_is_detected(log):
+    tamper(log, "UPDATE audit_events SET payload = replace(payload, 'p2', 'p3') WHERE seq = 5")
+    result = log.verify()
+    assert not result.ok and result.seq == 5 and "changed" in result.problem
+
+
+def test_a_deleted_event_is_detected(log):
+    tamper(log, "DELETE FROM audit_events WHERE seq = 3")
+    result = log.verify()
+    assert not result.ok and result.seq == 4 and "deleted" in result.problem
+
+
+def test_reordered_events_are_detected(log):
+    tamper(log, "UPDATE audit_events SET seq = -2 WHERE seq = 2")
+    tamper(log, "UPDATE audit_events SET seq = 2 WHERE seq = 3")
+    tamper(log, "UPDATE audit_events SET seq = 3 WHERE seq = -2")
+    result = log.verify()
+    assert not result.ok and result.seq == 2
+
+
+def test_a_forged_hash_is_still_caught_by_the_next_link(log):
+    # Rewriting an event and recomputing its own hash leaves the next event pointing at the old hash.
+    from tools.audit_log import event_hash
+
+    row = sqlite3.connect(log.path).execute("SELECT * FROM audit_events WHERE seq = 2").fetchone()
+    forged_payload = '{"plan":"p1","step":"forged"}'
+    forged_hash = event_hash(2, row[1], row[2], row[3], row[4], row[5], forged_payload, row[7])
+    tamper(log, "UPDATE audit_events SET payload = ?, hash = ? WHERE seq = 2", forged_payload, forged_hash)
+    result = log.verify()
+    assert not result.ok and result.seq == 3
+
+
+# --- the node ----------------------------------------------------------------------------------
+
+
+def test_node_writes_each_event_once_and_records_the_plan(make_deps):
+    deps = make_deps(audit_log=MemoryAudit(), plan_index=MemoryRecorder())
+    state = {"plan_id": "p1", "intent": "x", "env": "dev", "requester": "a", "created_at": FIXED_NOW.isoformat(),
+             "status": "blocked", "events": [{"step": "plan.1", "actor": "planner", "payload": {"a": 1}},
+                                             {"step": "guardrail.1", "actor": "guardrail", "payload": {"b": 2}}]}  # fmt: skip
+    assert audit(state, runtime_for(deps)) == {}
+    audit(state, runtime_for(deps))  # a re-run (after a crash or a resume) writes nothing twice
+    assert deps.audit_log.steps("p1") == ["plan.1", "guardrail.1"]
+    assert deps.plan_index.records["p1"]["status"] == "blocked"
+    assert deps.plan_index.records["p1"]["updated_at"] == FIXED_NOW.isoformat()
+
+
+def test_node_with_the_real_log_keeps_the_chain_valid_across_re_runs(make_deps, tmp_path):
+    log = SqliteAuditLog(tmp_path / "a.sqlite")
+    deps = make_deps(audit_log=log)
+    state = {"plan_id": "p9", "intent": "x", "env": "dev", "requester": "a", "created_at": FIXED_NOW.isoformat(),
+             "status": "planning", "events": [{"step": "plan.1", "actor": "planner", "payload": {}}]}  # fmt: skip
+    audit(state, runtime_for(deps))
+    state["events"].append({"step": "guardrail.1", "actor": "guardrail", "payload": {"allowed": True}})
+    audit(state, runtime_for(deps))
+    assert [e.step for e in log.events("p9")] == ["plan.1", "guardrail.1"]
+    assert log.verify().ok

@@ -1,0 +1,57 @@
+"""The plan index: lists without scanning checkpoints, and decisions with exactly one winner."""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
+
+import pytest
+
+from agentops.schemas import Decision
+from fakes import FIXED_NOW
+from tools.plan_index import SqlitePlanIndex
+
+
+@pytest.fixture
+def index(tmp_path):
+    index = SqlitePlanIndex(tmp_path / "plans.sqlite")
+    index.record({"plan_id": "p1", "env": "prod", "requester": "alice", "intent": "deploy x", "status": "pending_approval",
+                  "created_at": FIXED_NOW.isoformat(), "expires_at": (FIXED_NOW + timedelta(hours=24)).isoformat(),
+                  "config": {"endpoint_name": "x-prod"}, "report": {"peak_cost_usd": 2.8}})  # fmt: skip
+    return index
+
+
+def test_lists_pending_plans_with_their_summary(index):
+    [row] = index.list(status="pending_approval")
+    assert (row.plan_id, row.endpoint_name, row.peak_cost_usd) == ("p1", "x-prod", 2.8)
+    assert index.list(status="deployed") == []
+
+
+def test_exactly_one_of_many_racing_approvers_wins(index):
+    decisions = [Decision(approved=True, approver=f"approver{i}") for i in range(20)]
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        wins = list(pool.map(lambda d: index.decide("p1", d, FIXED_NOW), decisions))
+    assert wins.count(True) == 1
+    assert index.get("p1").status == "approved"
+
+
+def test_the_requester_never_wins_the_decision(index):
+    assert index.decide("p1", Decision(approved=True, approver="alice"), FIXED_NOW) is False
+    assert index.get("p1").status == "pending_approval"
+
+
+def test_an_expired_request_cannot_be_decided(index):
+    late = FIXED_NOW + timedelta(hours=25)
+    assert index.decide("p1", Decision(approved=True, approver="bob"), late) is False
+    assert index.overdue(late) == ["p1"]
+    assert index.expire("p1", late) and index.get("p1").status == "expired"
+
+
+def test_workflow_progress_never_moves_a_decided_plan_back_to_pending(index):
+    index.decide("p1", Decision(approved=True, approver="bob"), FIXED_NOW)
+    index.record({"plan_id": "p1", "env": "prod", "requester": "alice", "intent": "deploy x",
+                  "status": "pending_approval", "created_at": FIXED_NOW.isoformat()})  # fmt: skip
+    assert index.get("p1").status == "approved"
+    index.record({"plan_id": "p1", "env": "prod", "requester": "alice", "intent": "deploy x",
+                  "status": "deployed", "created_at": FIXED_NOW.isoformat()})  # fmt: skip
+    assert index.get("p1").status == "deployed" and index.get("p1").decision.approver == "bob"

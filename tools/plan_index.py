@@ -1,0 +1,140 @@
+"""The plan index: one row per plan (status, env, requester, timestamps) in the embedded SQLite file.
+
+LangGraph has no "list threads" API; lists and the approvals queue read this table, never a scan of
+checkpoints. A human decision is a conditional update on it (`... WHERE status = 'pending_approval'`)
+checked by its row count, so of two racing approvers exactly one wins.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from agentops.schemas import Decision, PlanSummary
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS plans (
+    plan_id       TEXT PRIMARY KEY,
+    env           TEXT NOT NULL,
+    requester     TEXT NOT NULL,
+    intent        TEXT NOT NULL,
+    status        TEXT NOT NULL,
+    created_at    TEXT NOT NULL,
+    updated_at    TEXT NOT NULL,
+    expires_at    TEXT,
+    endpoint_name TEXT,
+    peak_cost_usd REAL,
+    decision      TEXT
+);
+CREATE INDEX IF NOT EXISTS plans_status ON plans (status, created_at);
+"""
+
+# Once a human has decided (or the request expired), the workflow's own progress reports may move the
+# plan forward but never back to waiting for a decision.
+_DECIDED = ("approved", "rejected", "expired", "deployed", "rolled_back", "failed")
+
+
+class SqlitePlanIndex:
+    """Implements graph.context.PlanRecorder, plus the queries and the decision the front ends need."""
+
+    def __init__(self, path: Path):
+        self.path = Path(path)
+        with self._connect() as conn:
+            conn.executescript(_SCHEMA)
+
+    def _connect(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.row_factory = sqlite3.Row
+        return conn
+
+    def _execute(self, sql: str, params: tuple = ()) -> int:
+        conn = self._connect()
+        try:
+            return conn.execute(sql, params).rowcount
+        finally:
+            conn.close()
+
+    def _select(self, sql: str, params: tuple = ()) -> list[sqlite3.Row]:
+        conn = self._connect()
+        try:
+            return conn.execute(sql, params).fetchall()
+        finally:
+            conn.close()
+
+    def record(self, state: dict[str, Any]) -> None:
+        """Upsert a plan's row from workflow state (called by the audit node at every transition)."""
+        config = state.get("config") or {}
+        report = state.get("report") or {}
+        now = state.get("updated_at") or state["created_at"]
+        self._execute(
+            """
+            INSERT INTO plans (plan_id, env, requester, intent, status, created_at, updated_at, expires_at,
+                               endpoint_name, peak_cost_usd, decision)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+            ON CONFLICT (plan_id) DO UPDATE SET
+                status = excluded.status, updated_at = excluded.updated_at, expires_at = excluded.expires_at,
+                endpoint_name = excluded.endpoint_name, peak_cost_usd = excluded.peak_cost_usd,
+                decision = COALESCE(excluded.decision, plans.decision)
+            WHERE NOT (plans.status IN ({}) AND excluded.status IN ('planning', 'pending_approval'))
+            """.format(", ".join("?" * len(_DECIDED))),
+            (
+                state["plan_id"], state["env"], state["requester"], state["intent"], state["status"],
+                state["created_at"], now, state.get("expires_at"), config.get("endpoint_name"),
+                report.get("peak_cost_usd"), json.dumps(state["decision"]) if state.get("decision") else None,
+                *_DECIDED,
+            ),
+        )  # fmt: skip
+
+    def decide(self, plan_id: str, decision: Decision, now: datetime) -> bool:
+        """Move a pending, unexpired plan to approved/rejected. True for the one caller that wins."""
+        status = "approved" if decision.approved else "rejected"
+        return (
+            self._execute(
+                "UPDATE plans SET status = ?, decision = ?, updated_at = ? "
+                "WHERE plan_id = ? AND status = 'pending_approval' AND requester <> ? "
+                "AND (expires_at IS NULL OR expires_at > ?)",
+                (status, decision.model_dump_json(), now.isoformat(), plan_id, decision.approver, now.isoformat()),
+            )
+            == 1
+        )
+
+    def expire(self, plan_id: str, now: datetime) -> bool:
+        """Mark one overdue pending plan expired. True if this call expired it."""
+        return (
+            self._execute(
+                "UPDATE plans SET status = 'expired', updated_at = ? "
+                "WHERE plan_id = ? AND status = 'pending_approval' AND expires_at <= ?",
+                (now.isoformat(), plan_id, now.isoformat()),
+            )
+            == 1
+        )
+
+    def overdue(self, now: datetime) -> list[str]:
+        rows = self._select(
+            "SELECT plan_id FROM plans WHERE status = 'pending_approval' AND expires_at <= ?", (now.isoformat(),)
+        )
+        return [row["plan_id"] for row in rows]
+
+    def get(self, plan_id: str) -> PlanSummary | None:
+        rows = self._select("SELECT * FROM plans WHERE plan_id = ?", (plan_id,))
+        return _summary(rows[0]) if rows else None
+
+    def list(self, status: str | None = None, env: str | None = None, limit: int = 100) -> list[PlanSummary]:
+        clauses, params = [], []
+        for column, value in (("status", status), ("env", env)):
+            if value is not None:
+                clauses.append(f"{column} = ?")
+                params.append(value)
+        where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
+        rows = self._select(f"SELECT * FROM plans {where} ORDER BY created_at DESC LIMIT ?", (*params, limit))
+        return [_summary(row) for row in rows]
+
+
+def _summary(row: sqlite3.Row) -> PlanSummary:
+    data = dict(row)
+    data["decision"] = json.loads(data["decision"]) if data["decision"] else None
+    return PlanSummary.model_validate(data)
