@@ -1,0 +1,300 @@
+"""The `agentops` command line. Every command takes `--json` for machines; otherwise it prints tables.
+
+Errors a user can fix print one line to stderr and exit 1; usage errors exit 2; a bug prints one line
+(no traceback) and exits 70.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any, Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from agentops.errors import AgentOpsError
+from agentops.schemas import GuardrailReport, PlanSummary
+from agentops.settings import Settings
+from agentops.service import Orchestrator
+
+app = typer.Typer(help="AgentOps: plan, check, approve and deploy SageMaker models from plain-language intents.", no_args_is_help=True, pretty_exceptions_enable=False)
+kb_app = typer.Typer(help="Search the policy knowledge base.", no_args_is_help=True)
+audit_app = typer.Typer(help="Inspect and verify the audit log.", no_args_is_help=True)
+app.add_typer(kb_app, name="kb")
+app.add_typer(audit_app, name="audit")
+
+console = Console()
+JsonOption = typer.Option(False, "--json", help="Print JSON for machines instead of tables.")
+
+
+def _emit_json(value: Any) -> None:
+    sys.stdout.write(json.dumps(value, indent=2, default=str) + "\n")
+
+
+def _constraints(budget: float | None, max_instances: int | None, instance_type: str | None) -> dict[str, Any]:
+    values = {"budget_usd_per_hour": budget, "max_instance_count": max_instances, "instance_type": instance_type}
+    return {k: v for k, v in values.items() if v is not None}
+
+
+def _money(value: float | None) -> str:
+    return "unknown" if value is None else f"${value:,.2f}/h"
+
+
+def _print_report(report: dict[str, Any]) -> None:
+    verdict = report.get("verdict") or {}
+    colour = "green" if verdict.get("allowed") else "red"
+    console.print(f"verdict: [bold {colour}]{'allowed' if verdict.get('allowed') else 'blocked'}[/]   "
+                  f"hourly {_money(report.get('hourly_cost_usd'))}   peak {_money(report.get('peak_cost_usd'))}")  # fmt: skip
+    if verdict.get("violations"):
+        table = Table("rule", "why", "policy", title="violations", title_justify="left")
+        for v in verdict["violations"]:
+            table.add_row(v["rule"], v["message"], f"{v['policy']} § {v.get('section') or '-'}")
+        console.print(table)
+    for warning in verdict.get("warnings", []):
+        console.print(f"[yellow]warning:[/] {warning}")
+    if report.get("requires_approval"):
+        console.print("[bold]needs human approval:[/] " + "; ".join(report.get("approval_reasons", [])))
+
+
+def _print_plan(view: dict[str, Any]) -> None:
+    if view.get("plan_id"):
+        console.print(f"plan [bold]{view['plan_id']}[/]  status [bold]{view.get('status')}[/]  env {view.get('env')}  requester {view.get('requester')}")
+    if view.get("config"):
+        table = Table("field", "value", title="deployment config", title_justify="left")
+        for key, value in view["config"].items():
+            pinned = " (as requested)" if key in (view.get("pinned") or []) else ""
+            table.add_row(key, f"{value}{pinned}")
+        console.print(table)
+    _print_report(view)
+    if view.get("evidence"):
+        table = Table("policy", "section", "score", title="policy evidence", title_justify="left")
+        for e in view["evidence"]:
+            table.add_row(e["policy"], e["section"], f"{e['score']:.3f}")
+        console.print(table)
+    if view.get("decision"):
+        d = view["decision"]
+        console.print(f"decision: {'approved' if d['approved'] else 'rejected'} by {d['approver']}" + (f" — {d['reason']}" if d.get("reason") else ""))
+    if view.get("deployment"):
+        dep = view["deployment"]
+        ops = ", ".join(c["operation"] for c in dep.get("calls", []))
+        console.print(f"deployment ({dep.get('mode')}): {dep.get('status')}" + (f" — calls: {ops}" if ops else ""))
+    if view.get("error"):
+        console.print(f"[red]error:[/] {view['error']}")
+    if view.get("status") == "pending_approval":
+        console.print(f"waiting for approval until {view.get('expires_at')}: agentops approve {view['plan_id']} --as APPROVER")
+
+
+def _print_summaries(rows: list[PlanSummary], title: str) -> None:
+    table = Table("plan", "status", "env", "requester", "endpoint", "peak cost", "expires", title=title, title_justify="left")
+    for row in rows:
+        table.add_row(row.plan_id, row.status, row.env, row.requester, row.endpoint_name or "-",
+                      _money(row.peak_cost_usd), f"{row.expires_at:%Y-%m-%d %H:%M}" if row.expires_at else "-")  # fmt: skip
+    console.print(table if rows else f"{title}: none")
+
+
+@app.command("plan")
+def plan_command(
+    intent: str = typer.Argument(..., help="What to deploy, in plain words."),
+    env: str = typer.Option(..., "--env", help="dev, staging or prod"),
+    user: str = typer.Option("anonymous", "--user", help="Who asks."),
+    budget: Optional[float] = typer.Option(None, "--budget", help="Your own limit in $/hour (only tightens policy)."),
+    max_instances: Optional[int] = typer.Option(None, "--max-instances", help="Your own instance limit."),
+    instance_type: Optional[str] = typer.Option(None, "--instance-type", help="Require exactly this instance type."),
+    as_json: bool = JsonOption,
+) -> None:
+    """Retrieve policies, plan and check — no side effects."""
+    with Orchestrator.open(Settings()) as orchestrator:
+        view = orchestrator.preview(intent, env, user, _constraints(budget, max_instances, instance_type))
+    _emit_json(view) if as_json else _print_plan(view)
+
+
+@app.command("validate")
+def validate_command(
+    env: str = typer.Option(..., "--env", help="dev, staging or prod"),
+    config: Path = typer.Option(..., "--config", help="A deployment config as a JSON file."),
+    as_json: bool = JsonOption,
+) -> None:
+    """Run the guardrail alone on a config file. Exits 1 when the config is blocked."""
+    try:
+        data = json.loads(config.read_text())
+    except FileNotFoundError:
+        raise AgentOpsError(f"no such file: {config}") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise AgentOpsError(f"{config} is not valid JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise AgentOpsError(f"{config} must hold a JSON object (the deployment config)")
+    with Orchestrator.open(Settings()) as orchestrator:
+        report: GuardrailReport = orchestrator.validate(data, env)
+    _emit_json(report.model_dump(mode="json")) if as_json else _print_report(report.model_dump(mode="json"))
+    if not report.verdict.allowed:
+        raise typer.Exit(1)
+
+
+@app.command("run")
+def run_command(
+    intent: str = typer.Argument(..., help="What to deploy, in plain words."),
+    env: str = typer.Option(..., "--env", help="dev, staging or prod"),
+    user: str = typer.Option(..., "--user", help="Who asks (never the approver)."),
+    budget: Optional[float] = typer.Option(None, "--budget"),
+    max_instances: Optional[int] = typer.Option(None, "--max-instances"),
+    instance_type: Optional[str] = typer.Option(None, "--instance-type"),
+    as_json: bool = JsonOption,
+) -> None:
+    """Run the whole workflow: plan, check, wait for approval if policy asks, deploy (dry-run by default)."""
+    with Orchestrator.open(Settings()) as orchestrator:
+        view = orchestrator.run(intent, env, user, _constraints(budget, max_instances, instance_type))
+    _emit_json(view) if as_json else _print_plan(view)
+
+
+@app.command("approvals")
+def approvals_command(as_json: bool = JsonOption) -> None:
+    """List plans waiting for a human decision (overdue requests are expired first)."""
+    with Orchestrator.open(Settings()) as orchestrator:
+        rows = orchestrator.approvals()
+    _emit_json([r.model_dump(mode="json") for r in rows]) if as_json else _print_summaries(rows, "pending approvals")
+
+
+@app.command("plans")
+def plans_command(
+    status: Optional[str] = typer.Option(None, "--status"),
+    env: Optional[str] = typer.Option(None, "--env"),
+    limit: int = typer.Option(50, "--limit", min=1, max=1000),
+    as_json: bool = JsonOption,
+) -> None:
+    """List recent plans."""
+    with Orchestrator.open(Settings()) as orchestrator:
+        rows = orchestrator.plans(status=status, env=env, limit=limit)
+    _emit_json([r.model_dump(mode="json") for r in rows]) if as_json else _print_summaries(rows, "plans")
+
+
+@app.command("show")
+def show_command(plan_id: str, as_json: bool = JsonOption) -> None:
+    """Show one plan: config, costs, verdict, evidence, decision, deployment."""
+    with Orchestrator.open(Settings()) as orchestrator:
+        view = orchestrator.show(plan_id)
+    _emit_json(view) if as_json else _print_plan(view)
+
+
+def _decide(plan_id: str, approver: str, approved: bool, reason: str, as_json: bool) -> None:
+    with Orchestrator.open(Settings()) as orchestrator:
+        view = orchestrator.decide(plan_id, approver, approved, reason)
+    _emit_json(view) if as_json else _print_plan(view)
+
+
+@app.command("approve")
+def approve_command(
+    plan_id: str,
+    approver: str = typer.Option(..., "--as", help="Who approves (not the requester)."),
+    reason: str = typer.Option("", "--reason"),
+    as_json: bool = JsonOption,
+) -> None:
+    """Approve a pending plan; the run continues to deploy."""
+    _decide(plan_id, approver, True, reason, as_json)
+
+
+@app.command("reject")
+def reject_command(
+    plan_id: str,
+    approver: str = typer.Option(..., "--as", help="Who rejects (not the requester)."),
+    reason: str = typer.Option(..., "--reason", help="Why (required)."),
+    as_json: bool = JsonOption,
+) -> None:
+    """Reject a pending plan; nothing is deployed."""
+    _decide(plan_id, approver, False, reason, as_json)
+
+
+@kb_app.command("search")
+def kb_search_command(question: str, k: int = typer.Option(3, "--k", min=1, max=20), as_json: bool = JsonOption) -> None:
+    """Find the policy passages that answer a question."""
+    from tools.policy_store import PolicyStore
+
+    results = PolicyStore.from_settings(Settings()).search(question, k=k)
+    if as_json:
+        _emit_json([e.model_dump(mode="json") for e in results])
+        return
+    for e in results:
+        console.print(f"[bold]{e.policy} § {e.section}[/]  (score {e.score:.3f})\n{e.text}\n")
+
+
+def _audit_log():
+    from tools.audit_log import SqliteAuditLog
+
+    return SqliteAuditLog(Settings().app_db)
+
+
+@audit_app.command("verify")
+def audit_verify_command(as_json: bool = JsonOption) -> None:
+    """Recompute the audit chain. Exits 1, naming the first bad event, if anything was changed."""
+    result = _audit_log().verify()
+    if as_json:
+        _emit_json(result.model_dump())
+    elif result.ok:
+        console.print(f"[green]audit log intact[/]: {result.events} events, chain verified")
+    else:
+        console.print(f"[red]audit log BROKEN[/] at event {result.seq}: {result.problem}")
+    if not result.ok:
+        raise typer.Exit(1)
+
+
+@audit_app.command("show")
+def audit_show_command(plan_id: str, as_json: bool = JsonOption) -> None:
+    """Print a plan's audit events in order."""
+    events = _audit_log().events(plan_id)
+    if not events:
+        raise AgentOpsError(f"no audit events for plan '{plan_id}'")
+    if as_json:
+        _emit_json([e.model_dump() for e in events])
+        return
+    table = Table("seq", "time", "step", "actor", "hash", title=f"audit log of {plan_id}", title_justify="left")
+    for e in events:
+        table.add_row(str(e.seq), e.ts, e.step, e.actor, e.hash[:16])
+    console.print(table)
+
+
+@app.command("demo")
+def demo_command(
+    intent: str = typer.Option("deploy fraud-detector v3 to prod on 2 ml.g5.xlarge, canary 10%", "--intent"),
+    requester: str = typer.Option("alice@example.com", "--user"),
+    approver: str = typer.Option("bob@example.com", "--approver"),
+) -> None:
+    """Walk one prod intent through the whole workflow on the embedded defaults (dry-run)."""
+    settings = Settings()
+    console.rule("1. plan (no side effects)")
+    with Orchestrator.open(settings) as orchestrator:
+        _print_plan(orchestrator.preview(intent, "prod", requester))
+        console.rule("2. run: prod always needs a human, so the run pauses")
+        view = orchestrator.run(intent, "prod", requester)
+        _print_plan(view)
+        console.rule(f"3. {requester} tries to approve their own plan")
+        try:
+            orchestrator.decide(view["plan_id"], requester, True, "looks fine to me")
+        except AgentOpsError as exc:
+            console.print(f"[red]refused:[/] {exc}")
+        console.rule(f"4. {approver} approves; the run resumes and deploys (dry-run)")
+        _print_plan(orchestrator.decide(view["plan_id"], approver, True, "capacity and cost reviewed"))
+    console.rule("5. the audit log")
+    audit_show_command(view["plan_id"], as_json=False)
+    audit_verify_command(as_json=False)
+    console.print(f"\nState lives in {settings.state_dir}. Try: agentops plans; agentops show {view['plan_id']}")
+
+
+def main() -> None:
+    """Console entry point: one line per error, never a traceback.
+
+    Typer handles usage errors itself (exit 2); what it lets through is ours to report.
+    """
+    try:
+        app()
+    except AgentOpsError as exc:
+        Console(stderr=True).print(f"[red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        sys.exit(1)
+    except Exception as exc:  # a bug: say so in one line; never dump a traceback on a user
+        Console(stderr=True).print(f"[red]internal error:[/] {type(exc).__name__}: {exc}", highlight=False, soft_wrap=True)
+        sys.exit(70)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,121 @@
+"""The `agentops` console script, run as a user runs it: a separate process per command."""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+AGENTOPS = str(Path(sys.executable).parent / "agentops")
+PROD_INTENT = "deploy fraud-detector v3 to prod on 2 ml.g5.xlarge, canary 10%"
+
+
+@pytest.fixture
+def cli(tmp_path):
+    env = {**os.environ, "AGENTOPS_HOME": str(tmp_path / "state"), "COLUMNS": "200"}
+    env.pop("EXECUTE", None)
+
+    def run(*args: str, expect: int = 0) -> subprocess.CompletedProcess:
+        result = subprocess.run([AGENTOPS, *args], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=120)
+        assert result.returncode == expect, f"exit {result.returncode}\nstdout:{result.stdout}\nstderr:{result.stderr}"
+        assert "Traceback" not in result.stderr + result.stdout
+        return result
+
+    run.home = tmp_path / "state"
+    run.tmp = tmp_path
+    return run
+
+
+def as_json(result) -> object:
+    return json.loads(result.stdout)
+
+
+def test_plan_json_has_the_documented_fields(cli):
+    view = as_json(cli("plan", "deploy ranker to staging on 2 ml.m5.large", "--env", "staging", "--budget", "0.1", "--json"))
+    assert {"config", "hourly_cost_usd", "peak_cost_usd", "verdict", "requires_approval", "approval_reasons", "evidence"} <= set(view)
+    assert view["verdict"]["allowed"] is False
+    assert [v["rule"] for v in view["verdict"]["violations"]] == ["constraint.budget"]
+    assert {"policy", "section", "text", "score"} <= set(view["evidence"][0])
+    # No side effects: nothing in the plan index, nothing on the audit log.
+    assert as_json(cli("plans", "--json")) == []
+    assert as_json(cli("audit", "verify", "--json"))["events"] == 0
+
+
+def test_the_done_when_walkthrough(cli):
+    """run prod -> pending; another user approves -> deployed; verify passes, then fails after one byte changes."""
+    started = as_json(cli("run", PROD_INTENT, "--env", "prod", "--user", "alice@example.com", "--json"))
+    plan_id = started["plan_id"]
+    assert started["status"] == "pending_approval"
+    assert [p["plan_id"] for p in as_json(cli("approvals", "--json"))] == [plan_id]
+
+    refused = cli("approve", plan_id, "--as", "alice@example.com", expect=1)
+    assert refused.stderr.strip().count("\n") == 0 and "cannot decide" in refused.stderr
+
+    done = as_json(cli("approve", plan_id, "--as", "bob@example.com", "--reason", "capacity ok", "--json"))
+    assert done["status"] == "deployed" and done["deployment"]["mode"] == "dry_run"
+    again = cli("approve", plan_id, "--as", "carol@example.com", expect=1)
+    assert "not waiting for approval" in again.stderr
+
+    assert "intact" in cli("audit", "verify").stdout
+    steps = [e["step"] for e in as_json(cli("audit", "show", plan_id, "--json"))]
+    assert steps == ["plan.1", "guardrail.1", "approval.requested", "approval.decision", "deploy"]
+
+    db = sqlite3.connect(cli.home / "agentops.sqlite")
+    with db:
+        db.execute("UPDATE audit_events SET actor = 'bOb@example.com' WHERE step = 'approval.decision'")
+    db.close()
+    broken = cli("audit", "verify", expect=1)
+    assert "BROKEN" in broken.stdout and "changed" in broken.stdout
+
+
+def test_reject_needs_a_reason_and_ends_the_plan(cli):
+    plan_id = as_json(cli("run", PROD_INTENT, "--env", "prod", "--user", "alice", "--json"))["plan_id"]
+    cli("reject", plan_id, "--as", "bob", expect=2)  # --reason is required
+    view = as_json(cli("reject", plan_id, "--as", "bob", "--reason", "freeze week", "--json"))
+    assert view["status"] == "rejected"
+    assert as_json(cli("show", plan_id, "--json"))["decision"]["reason"] == "freeze week"
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("run", "", "--env", "prod", "--user", "a"), "intent is empty"),
+        (("run", "deploy x", "--env", "qa", "--user", "a"), "unknown environment"),
+        (("approve", "nope", "--as", "bob"), "no plan"),
+        (("show", "nope"), "no plan"),
+        (("audit", "show", "nope"), "no audit events"),
+    ],
+)
+def test_bad_input_gets_one_line_and_exit_1(cli, args, message):
+    result = cli(*args, expect=1)
+    assert message in result.stderr and result.stderr.strip().count("\n") == 0
+
+
+def test_validate_a_config_file(cli):
+    good = cli.tmp / "good.json"
+    good.write_text(json.dumps({"model_name": "churn-v1", "endpoint_name": "churn-dev", "instance_type": "ml.m5.large",
+                                "instance_count": 1, "model_data_url": "s3://models/churn/1/model.tar.gz",
+                                "rollback_alarms": ["ModelMonitorAlarm", "DataDriftAlarm"]}))  # fmt: skip
+    assert as_json(cli("validate", "--env", "dev", "--config", str(good), "--json"))["verdict"]["allowed"] is True
+    blocked = as_json(cli("validate", "--env", "prod", "--config", str(good), "--json", expect=1))
+    assert "instance_count.range" in {v["rule"] for v in blocked["verdict"]["violations"]}
+
+    broken = cli.tmp / "broken.json"
+    broken.write_text("{not json")
+    assert "not valid JSON" in cli("validate", "--env", "dev", "--config", str(broken), expect=1).stderr
+    assert "no such file" in cli("validate", "--env", "dev", "--config", str(cli.tmp / "missing.json"), expect=1).stderr
+
+
+def test_kb_search_cites_document_and_section(cli):
+    results = as_json(cli("kb", "search", "Which instance types are allowed in staging?", "--k", "3", "--json"))
+    assert len(results) == 3 and any("ml.m5.xlarge" in r["text"] for r in results)
+
+
+def test_human_output_is_a_readable_table(cli):
+    out = cli("plan", PROD_INTENT, "--env", "prod").stdout
+    assert "deployment config" in out and "ml.g5.xlarge" in out and "needs human approval" in out
