@@ -14,11 +14,11 @@ from typing import Any
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.runtime import Runtime
 from langgraph.types import Command
-from pydantic import ValidationError
 
 from agentops.errors import AgentOpsError, Conflict, Forbidden, NotFound
 from agentops.guardrails import check_config
-from agentops.schemas import Constraints, Decision, GuardrailReport, PlanSummary
+from agentops.intake import check_request
+from agentops.schemas import Decision, GuardrailReport, PlanSummary
 from agentops.settings import Settings
 from graph.context import Dependencies
 from graph.runtime import build_dependencies, open_checkpointer
@@ -28,8 +28,6 @@ from nodes.guardrail import guardrail
 from nodes.plan import plan
 from nodes.retrieve import retrieve
 from tools.plan_index import SqlitePlanIndex
-
-MAX_INTENT_CHARS = 2000
 
 # The fields of a plan a person or a script reads; state internals (events) stay out.
 _VIEW_FIELDS = ("plan_id", "status", "env", "requester", "intent", "created_at", "expires_at", "config",
@@ -65,29 +63,8 @@ class Orchestrator:
     # --- input -----------------------------------------------------------------------------------
 
     def _initial_state(self, intent: str, env: str, requester: str, constraints: dict[str, Any] | None) -> PlanState:
-        intent = (intent or "").strip()
-        if not intent:
-            raise AgentOpsError("the intent is empty: say what to deploy, e.g. 'deploy fraud-detector v3 to prod on 2 ml.g5.xlarge'")
-        if len(intent) > MAX_INTENT_CHARS:
-            raise AgentOpsError(f"the intent is {len(intent)} characters long; the limit is {MAX_INTENT_CHARS}")
-        if env not in self.deps.policy.environments:
-            raise AgentOpsError(f"unknown environment '{env}': expected one of {', '.join(self.deps.policy.environments)}")
-        if not (requester or "").strip():
-            raise AgentOpsError("the requester is empty: say who asks (--user)")
-        try:
-            checked = Constraints.model_validate(constraints or {})
-        except ValidationError as exc:
-            error = exc.errors()[0]
-            raise AgentOpsError(f"constraint '{'.'.join(map(str, error['loc']))}': {error['msg']}") from exc
-        return PlanState(
-            plan_id=uuid.uuid4().hex,
-            intent=intent,
-            env=env,
-            requester=requester.strip(),
-            constraints=checked.model_dump(exclude_none=True),
-            created_at=self.deps.clock().isoformat(),
-            events=[],
-        )
+        request = check_request(intent, env, requester, constraints, self.deps.policy)
+        return PlanState(plan_id=uuid.uuid4().hex, created_at=self.deps.clock().isoformat(), events=[], **request)
 
     # --- commands --------------------------------------------------------------------------------
 

@@ -76,9 +76,9 @@ class Dependencies:
 
 
 def dependencies_of(runtime: Any) -> Dependencies:
-    """The runtime's context, or the embedded defaults when the caller passed none (LangGraph Studio)."""
+    """The runtime's context, or the embedded defaults when the caller passed none (LangGraph Studio, SDK)."""
     context = getattr(runtime, "context", None)
-    if context is not None:
+    if isinstance(context, Dependencies):
         return context
     from graph.runtime import default_dependencies  # late import: building defaults opens files
 

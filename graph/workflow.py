@@ -1,14 +1,14 @@
 """The workflow wiring.
 
-    START → retrieve → plan → guardrail → audit ─┬─ blocked ────────────────→ END
-                                                 ├─ pending_approval → approval → audit ─┬─ approved → deploy → audit → END
-                                                 │                                       ├─ rejected / expired ───→ END
-                                                 │                                       └─ still pending (refused answer) → approval
-                                                 └─ approved (no approval needed) → deploy → audit → END
+    START → intake → retrieve → plan → guardrail → audit ─┬─ blocked ───────────────────────────→ END
+                                                          ├─ pending_approval → approval → audit ─┬─ approved → deploy → audit → END
+                                                          │                                       ├─ rejected / expired → END
+                                                          │                                       └─ still pending (refused answer) → approval
+                                                          └─ approved (no approval needed) → deploy → audit → END
 
 The audit node sits after every transition and routes on `status`, so every path to END is on the
 record and nothing reaches `deploy` without the guardrail's verdict (and a human decision where the
-policy asks for one).
+policy asks for one). A request that fails intake's checks ends at once, before anything is recorded.
 """
 
 from __future__ import annotations
@@ -19,12 +19,12 @@ from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.graph import END, START, StateGraph
 from langgraph.graph.state import CompiledStateGraph
 
-from graph.context import Dependencies
 from graph.state import PlanState
 from nodes.approval import approval
 from nodes.audit import audit
 from nodes.deploy import deploy
 from nodes.guardrail import guardrail
+from nodes.intake import intake
 from nodes.plan import plan
 from nodes.retrieve import retrieve
 
@@ -38,8 +38,16 @@ def route_after_audit(state: PlanState) -> Literal["approval", "deploy", "__end_
     return END
 
 
+def route_after_intake(state: PlanState) -> Literal["retrieve", "__end__"]:
+    return END if state.get("status") == "failed" else "retrieve"
+
+
 def build_graph(checkpointer: BaseCheckpointSaver | None = None) -> CompiledStateGraph:
-    builder = StateGraph(PlanState, context_schema=Dependencies)
+    # No context_schema: LangGraph Server builds the declared schema from the JSON a client sends, and
+    # Dependencies holds live objects. Callers in-process pass a Dependencies as `context=`; runs from
+    # Studio or the SDK get the embedded defaults (see graph.context.dependencies_of).
+    builder = StateGraph(PlanState)
+    builder.add_node("intake", intake)
     builder.add_node("retrieve", retrieve)
     builder.add_node("plan", plan)
     builder.add_node("guardrail", guardrail)
@@ -47,7 +55,8 @@ def build_graph(checkpointer: BaseCheckpointSaver | None = None) -> CompiledStat
     builder.add_node("deploy", deploy)
     builder.add_node("audit", audit)
 
-    builder.add_edge(START, "retrieve")
+    builder.add_edge(START, "intake")
+    builder.add_conditional_edges("intake", route_after_intake, ["retrieve", END])
     builder.add_edge("retrieve", "plan")
     builder.add_edge("plan", "guardrail")
     builder.add_edge("guardrail", "audit")

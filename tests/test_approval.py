@@ -10,7 +10,6 @@ from langgraph.graph import END, START, StateGraph
 from langgraph.types import Command
 
 from fakes import FIXED_NOW, prod_config, runtime_for
-from graph.context import Dependencies
 from graph.state import PlanState
 from nodes.approval import approval
 
@@ -25,7 +24,7 @@ def pending_state(**extra):
 
 
 def approval_only_graph():
-    builder = StateGraph(PlanState, context_schema=Dependencies)
+    builder = StateGraph(PlanState)
     builder.add_node("approval", approval)
     builder.add_edge(START, "approval")
     builder.add_edge("approval", END)

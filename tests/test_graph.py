@@ -133,7 +133,7 @@ def test_the_studio_graph_is_compiled_without_a_checkpointer():
     from graph.workflow import graph
 
     assert graph.checkpointer is None
-    assert set(graph.get_graph().nodes) >= {"retrieve", "plan", "guardrail", "approval", "deploy", "audit"}
+    assert set(graph.get_graph().nodes) >= {"intake", "retrieve", "plan", "guardrail", "approval", "deploy", "audit"}
     assert build_graph().checkpointer is None
     config = json.loads((PROJECT_ROOT / "langgraph.json").read_text())
     assert config["graphs"]["agentops"] == "./graph/workflow.py:graph"
