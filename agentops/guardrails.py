@@ -215,9 +215,12 @@ def _check_rollback(cfg: DeploymentConfig, findings: _Findings) -> None:
 
 
 def _check_monitoring(cfg: DeploymentConfig, env: str, findings: _Findings) -> None:
+    if cfg.enable_model_monitor and cfg.data_capture_percent <= 0:
+        # Model Monitor analyses captured traffic: without capture it has nothing to read.
+        findings.violate("monitoring.needs_capture", "monitoring", "a Model Monitor schedule needs data capture (data_capture_percent is 0)")
     if env not in findings.policy.monitoring.required_in:
         return
-    if cfg.data_capture_percent <= 0:
+    if cfg.data_capture_percent <= 0 and not cfg.enable_model_monitor:
         findings.violate("monitoring.data_capture", "monitoring", f"{env} endpoints must capture data (data_capture_percent is 0)")
     if not cfg.enable_model_monitor:
         findings.violate("monitoring.model_monitor", "monitoring", f"{env} endpoints must run a Model Monitor schedule")

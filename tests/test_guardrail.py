@@ -151,3 +151,8 @@ def test_node_blocks_when_the_planner_produced_nothing(make_deps):
     update = guardrail(state, runtime_for(make_deps()))
     assert update["status"] == "blocked"
     assert update["report"]["verdict"]["violations"][0]["message"] == "could not tell which model to deploy"
+
+
+def test_model_monitor_without_data_capture_is_blocked_before_anyone_approves_it(policy):
+    report = check_config(staging_config(enable_model_monitor=True), "staging", policy)
+    assert rules(report) == ["monitoring.needs_capture"]

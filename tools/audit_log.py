@@ -17,6 +17,8 @@ from typing import Any, Callable, Iterator
 
 from pydantic import BaseModel
 
+from tools.sqlite_db import connection
+
 GENESIS_HASH = "0" * 64
 
 _SCHEMA = """
@@ -78,26 +80,20 @@ class SqliteAuditLog:
     def __init__(self, path: Path, clock: Callable[[], datetime] = _utc_now):
         self.path = Path(path)
         self.clock = clock
-        with self._connect() as conn:
+        with connection(self.path) as conn:
             conn.executescript(_SCHEMA)
-
-    def _connect(self) -> sqlite3.Connection:
-        conn = sqlite3.connect(self.path, timeout=30, isolation_level=None)
-        conn.execute("PRAGMA journal_mode=WAL")
-        conn.row_factory = sqlite3.Row
-        return conn
 
     def append(self, plan_id: str, step: str, actor: str, payload: dict[str, Any]) -> bool:
         """Append one event; False (and nothing written) if this plan's step is already on the log."""
         event_id = event_id_for(plan_id, step)
         payload_json = canonical_json(payload)
-        conn = self._connect()
-        try:
+        # An uncommitted transaction is rolled back when the connection closes, so any failure below
+        # leaves the chain as it was.
+        with connection(self.path) as conn:
             # IMMEDIATE takes the write lock before reading the chain head, so two writers (threads or
             # processes) cannot both link to the same previous event.
             conn.execute("BEGIN IMMEDIATE")
             if conn.execute("SELECT 1 FROM audit_events WHERE event_id = ?", (event_id,)).fetchone():
-                conn.execute("ROLLBACK")
                 return False
             head = conn.execute("SELECT seq, hash FROM audit_events ORDER BY seq DESC LIMIT 1").fetchone()
             seq, prev_hash = (head["seq"] + 1, head["hash"]) if head else (1, GENESIS_HASH)
@@ -110,19 +106,10 @@ class SqliteAuditLog:
             )
             conn.execute("COMMIT")
             return True
-        except BaseException:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            raise
-        finally:
-            conn.close()
 
     def _rows(self, where: str = "", params: tuple = ()) -> Iterator[sqlite3.Row]:
-        conn = self._connect()
-        try:
+        with connection(self.path) as conn:
             yield from conn.execute(f"SELECT * FROM audit_events {where} ORDER BY seq", params)
-        finally:
-            conn.close()
 
     def events(self, plan_id: str | None = None) -> list[AuditEvent]:
         rows = self._rows("WHERE plan_id = ?", (plan_id,)) if plan_id else self._rows()

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from agentops.schemas import Decision, PlanSummary
+from tools.sqlite_db import connection
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS plans (
@@ -42,28 +43,16 @@ class SqlitePlanIndex:
 
     def __init__(self, path: Path):
         self.path = Path(path)
-        with self._connect() as conn:
+        with connection(self.path) as conn:
             conn.executescript(_SCHEMA)
 
-    def _connect(self) -> sqlite3.Connection:
-        conn = sqlite3.connect(self.path, timeout=30, isolation_level=None)
-        conn.execute("PRAGMA journal_mode=WAL")
-        conn.row_factory = sqlite3.Row
-        return conn
-
     def _execute(self, sql: str, params: tuple = ()) -> int:
-        conn = self._connect()
-        try:
+        with connection(self.path) as conn:
             return conn.execute(sql, params).rowcount
-        finally:
-            conn.close()
 
     def _select(self, sql: str, params: tuple = ()) -> list[sqlite3.Row]:
-        conn = self._connect()
-        try:
+        with connection(self.path) as conn:
             return conn.execute(sql, params).fetchall()
-        finally:
-            conn.close()
 
     def record(self, state: dict[str, Any]) -> None:
         """Upsert a plan's row from workflow state (called by the audit node at every transition)."""
