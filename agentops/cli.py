@@ -16,7 +16,7 @@ from rich.console import Console
 from rich.table import Table
 
 from agentops.errors import AgentOpsError
-from agentops.schemas import GuardrailReport, PlanSummary
+from agentops.schemas import DeploymentConfig, GuardrailReport, PlanSummary
 from agentops.settings import Settings
 from agentops.service import Orchestrator
 
@@ -64,7 +64,9 @@ def _print_plan(view: dict[str, Any]) -> None:
         console.print(f"plan [bold]{view['plan_id']}[/]  status [bold]{view.get('status')}[/]  env {view.get('env')}  requester {view.get('requester')}")
     if view.get("config"):
         table = Table("field", "value", title="deployment config", title_justify="left")
-        for key, value in view["config"].items():
+        ordered = [f for f in DeploymentConfig.model_fields if f in view["config"]] + [f for f in view["config"] if f not in DeploymentConfig.model_fields]
+        for key in ordered:
+            value = view["config"][key]
             pinned = " (as requested)" if key in (view.get("pinned") or []) else ""
             table.add_row(key, f"{value}{pinned}")
         console.print(table)
@@ -84,7 +86,7 @@ def _print_plan(view: dict[str, Any]) -> None:
     if view.get("error"):
         console.print(f"[red]error:[/] {view['error']}")
     if view.get("status") == "pending_approval":
-        console.print(f"waiting for approval until {view.get('expires_at')}: agentops approve {view['plan_id']} --as APPROVER")
+        console.print(f"waiting for approval until {view.get('expires_at', '')[:16].replace('T', ' ')} UTC: agentops approve {view['plan_id']} --as APPROVER")
 
 
 def _print_summaries(rows: list[PlanSummary], title: str) -> None:

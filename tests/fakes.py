@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import os
 from datetime import datetime, timezone
 from typing import Any
 
+import pytest
 from langgraph.runtime import Runtime
 
 from agentops.policy import Policy
@@ -14,6 +16,16 @@ from graph.context import Dependencies, PlannerOutput, PlanRequest
 
 FIXED_NOW = datetime(2026, 11, 24, 12, 0, tzinfo=timezone.utc)
 SHARED_EVAL = PROJECT_ROOT.parent / "shared" / "eval"  # the evaluation samples beside the checkout
+
+
+def needs(available: bool, reason: str) -> None:
+    """Skip a test whose outside dependency (a server, a browser) is missing — with the reason — except
+    in CI, where `.ci/run` sets AGENTOPS_REQUIRE_ALL_TESTS=1 and a missing dependency is a failure."""
+    if available:
+        return
+    if os.environ.get("AGENTOPS_REQUIRE_ALL_TESTS") == "1":
+        pytest.fail(f"required in CI but unavailable: {reason}")
+    pytest.skip(reason)
 
 
 class FakeRetriever:

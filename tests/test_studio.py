@@ -15,9 +15,9 @@ import pytest
 from langgraph_sdk import get_sync_client
 
 from agentops.settings import PROJECT_ROOT
+from fakes import needs
 
 LANGGRAPH = Path(sys.executable).parent / "langgraph"
-pytestmark = pytest.mark.skipif(not LANGGRAPH.exists(), reason="langgraph-cli[inmem] is not installed (pip install -e '.[dev]')")
 
 
 def free_port() -> int:
@@ -28,6 +28,7 @@ def free_port() -> int:
 
 @pytest.fixture
 def langgraph_dev(tmp_path):
+    needs(LANGGRAPH.exists(), "langgraph-cli[inmem] is not installed (pip install -e '.[dev]')")
     port = free_port()
     env = {**os.environ, "AGENTOPS_HOME": str(tmp_path / "state"), "LANGGRAPH_NO_VERSION_CHECK": "true"}
     log = (tmp_path / "langgraph-dev.log").open("w")
