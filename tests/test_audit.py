@@ -75,6 +75,76 @@ def test_a_forged_hash_is_still_caught_by_the_next_link(log):
     assert not result.ok and result.seq == 3
 
 
+# --- digests: what a chain alone cannot show ------------------------------------------------------
+
+
+def test_a_digest_lists_the_latest_event_of_every_plan_that_changed(log):
+    first = log.digest()
+    assert (first.digest_seq, first.first_seq, first.last_seq) == (1, 1, 6)
+    assert {p: h.seq for p, h in first.plans.items()} == {"p1": 3, "p2": 6}
+    log.append("p3", "plan.1", "tester", {})
+    log.append("p1", "deploy", "tester", {})
+    second = log.digest()
+    assert {p: h.seq for p, h in second.plans.items()} == {"p3": 7, "p1": 8}  # p2 did not change
+    assert second.prev_digest_hash == first.hash and second.head_hash == log.events()[-1].hash
+    assert log.digest() is None and len(log.digests()) == 2  # nothing new: nothing written
+
+
+def test_digests_are_made_every_n_events_when_asked(tmp_path):
+    log = SqliteAuditLog(tmp_path / "a.sqlite", clock=lambda: FIXED_NOW, digest_every=2)
+    for step in ("a", "b", "c", "d", "e"):
+        log.append("p1", step, "tester", {})
+    assert [(d.first_seq, d.last_seq) for d in log.digests()] == [(1, 2), (3, 4)]
+    assert log.verify().undigested == 1
+
+
+def test_deleting_the_newest_events_after_a_digest_is_detected(log):
+    log.digest()
+    tamper(log, "DELETE FROM audit_events WHERE seq = 6")
+    result = log.verify()
+    assert not result.ok and result.digest == 1 and "newest events deleted" in result.problem
+
+
+def test_deleting_a_whole_plan_after_a_digest_is_detected(log):
+    log.digest()
+    tamper(log, "DELETE FROM audit_events WHERE plan_id = 'p2'")
+    result = log.verify()
+    assert not result.ok and "plan p2 is missing" in result.problem
+
+
+def test_a_gap_in_the_local_digest_chain_is_detected(log):
+    for plan in ("p3", "p4"):
+        log.digest()
+        log.append(plan, "plan.1", "tester", {})
+    log.digest()
+    tamper(log, "DELETE FROM audit_digests WHERE digest_seq = 2")
+    result = log.verify()
+    assert not result.ok and result.digest == 2 and "digest 2 is missing" in result.problem
+
+
+def test_an_edited_digest_is_detected(log):
+    log.digest()
+    tamper(log, "UPDATE audit_digests SET body = replace(body, '\"p2\"', '\"p9\"')")
+    result = log.verify()
+    assert not result.ok and "digest 1 was changed" in result.problem
+
+
+def test_export_keeps_chain_order_and_filters_by_time(tmp_path):
+    from datetime import timedelta
+
+    from tools.audit_trail import AuditTrail
+
+    now = [FIXED_NOW]
+    log = SqliteAuditLog(tmp_path / "a.sqlite", clock=lambda: now[0])
+    log.append("p1", "plan.1", "tester", {"n": 1})
+    now[0] = FIXED_NOW + timedelta(days=1)
+    log.append("p1", "deploy", "tester", {"n": 2})
+    trail = AuditTrail(log, clock=lambda: now[0])
+    assert [e.step for e in trail.export(FIXED_NOW)] == ["plan.1", "deploy"]
+    assert [e.payload for e in trail.export(FIXED_NOW + timedelta(hours=1))] == [{"n": 2}]
+    assert trail.export(FIXED_NOW, until=FIXED_NOW + timedelta(hours=1))[0].step == "plan.1"
+
+
 # --- the node ----------------------------------------------------------------------------------
 
 

@@ -1,25 +1,38 @@
-"""The append-only, hash-chained audit log in the embedded SQLite database.
+"""The append-only, hash-chained audit log in the embedded SQLite database: the source of truth.
 
-All events of all plans form one chain: event N stores the hash of event N-1 and its own hash over
-its content and that previous hash. Editing an event breaks its hash; deleting or reordering events
-breaks the sequence or the chain. Appends are idempotent on (plan_id, step): a node that re-runs after
-a crash or an interrupt writes nothing twice.
+All events of all plans form one chain (tools/audit_chain.py). Appends are idempotent on
+(plan_id, step): a node that re-runs after a crash or an interrupt writes nothing twice. Digests are
+made here too, in the same transaction as the events they cover, so a digest never disagrees with the
+chain it was cut from; tools/audit_trail.py publishes them to S3 and mirrors events to DynamoDB, using
+the `audit_sync` table to remember how far each remote copy has been written.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 import sqlite3
+from collections.abc import Iterator
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable
 
-from pydantic import BaseModel
-
+from tools.audit_chain import (  # re-exported: the log's callers import the chain's vocabulary from here
+    GENESIS_HASH,
+    AuditEvent,
+    Digest,
+    EventRecord,
+    VerifyResult,
+    canonical_json,
+    event_hash,
+    event_id_for,
+    next_digest,
+    parse_digest,
+)
 from tools.sqlite_db import connection
 
-GENESIS_HASH = "0" * 64
+__all__ = ["GENESIS_HASH", "AuditEvent", "Digest", "EventRecord", "SqliteAuditLog", "VerifyResult",
+           "canonical_json", "event_hash", "event_id_for"]  # fmt: skip
+
+LOCAL_STORE = "local log"  # how verification names this store
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS audit_events (
@@ -34,52 +47,37 @@ CREATE TABLE IF NOT EXISTS audit_events (
     hash       TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS audit_events_plan ON audit_events (plan_id, seq);
+CREATE TABLE IF NOT EXISTS audit_digests (
+    digest_seq INTEGER PRIMARY KEY,
+    last_seq   INTEGER NOT NULL,
+    body       TEXT NOT NULL   -- Digest.body(): the same bytes that go to S3
+);
+CREATE TABLE IF NOT EXISTS audit_sync (
+    target     TEXT PRIMARY KEY,   -- e.g. "dynamodb:agentops-audit", "s3-digests:bucket"
+    seq        INTEGER NOT NULL    -- everything up to here is known to be written there
+);
 """
-
-
-class AuditEvent(BaseModel):
-    seq: int
-    event_id: str
-    plan_id: str
-    step: str
-    ts: str
-    actor: str
-    payload: dict[str, Any]
-    prev_hash: str
-    hash: str
-
-
-class VerifyResult(BaseModel):
-    ok: bool
-    events: int
-    problem: str | None = None  # the first thing that is wrong, in words
-    seq: int | None = None  # where it is wrong
-
-
-def event_id_for(plan_id: str, step: str) -> str:
-    """Derived, not random: the same step of the same plan always has the same id."""
-    return hashlib.sha256(f"{plan_id}\x00{step}".encode()).hexdigest()[:32]
-
-
-def canonical_json(value: Any) -> str:
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
-
-
-def event_hash(seq: int, event_id: str, plan_id: str, step: str, ts: str, actor: str, payload_json: str, prev_hash: str) -> str:
-    content = canonical_json([seq, event_id, plan_id, step, ts, actor, payload_json, prev_hash])
-    return hashlib.sha256(content.encode()).hexdigest()
 
 
 def _utc_now() -> datetime:
     return datetime.now(timezone.utc)
 
 
-class SqliteAuditLog:
-    """Implements graph.context.AuditSink on a SQLite file."""
+def _record(row: sqlite3.Row) -> EventRecord:
+    return EventRecord(**{k: row[k] for k in EventRecord.__annotations__})  # type: ignore[typeddict-item]
 
-    def __init__(self, path: Path, clock: Callable[[], datetime] = _utc_now):
+
+class SqliteAuditLog:
+    """Implements graph.context.AuditSink on a SQLite file.
+
+    `digest_every`: after an append leaves this many events no digest covers, a digest is made in the
+    same transaction (0: only when `digest()` is called).
+    """
+
+    def __init__(self, path: Path, clock: Callable[[], datetime] = _utc_now, digest_every: int = 0):
         self.path = Path(path)
         self.clock = clock
+        self.digest_every = digest_every
         with connection(self.path) as conn:
             conn.executescript(_SCHEMA)
 
@@ -104,31 +102,81 @@ class SqliteAuditLog:
                 "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (seq, event_id, plan_id, step, ts, actor, payload_json, prev_hash, digest),
             )
+            if self.digest_every and seq - _last_digested(conn) >= self.digest_every:
+                self._digest_in(conn)
             conn.execute("COMMIT")
             return True
+
+    # --- digests -------------------------------------------------------------------------------
+
+    def digest(self) -> Digest | None:
+        """Make a digest of the events since the last one; None (nothing written) if there are none."""
+        with connection(self.path) as conn:
+            conn.execute("BEGIN IMMEDIATE")  # the same lock appends take: the head cannot move meanwhile
+            made = self._digest_in(conn)
+            conn.execute("COMMIT")
+            return made
+
+    def _digest_in(self, conn: sqlite3.Connection) -> Digest | None:
+        row = conn.execute("SELECT body FROM audit_digests ORDER BY digest_seq DESC LIMIT 1").fetchone()
+        previous = parse_digest(row["body"], "the latest local digest") if row else None
+        after = previous.last_seq if previous else 0
+        records = [_record(r) for r in conn.execute("SELECT * FROM audit_events WHERE seq > ? ORDER BY seq", (after,))]
+        digest = next_digest(previous, records, self.clock())
+        if digest:
+            conn.execute("INSERT INTO audit_digests (digest_seq, last_seq, body) VALUES (?, ?, ?)",
+                         (digest.digest_seq, digest.last_seq, digest.body()))  # fmt: skip
+        return digest
+
+    def digests(self, after: int = 0) -> list[Digest]:
+        with connection(self.path) as conn:
+            rows = conn.execute("SELECT digest_seq, body FROM audit_digests WHERE digest_seq > ? ORDER BY digest_seq", (after,)).fetchall()
+        return [parse_digest(r["body"], f"local digest {r['digest_seq']}") for r in rows]
+
+    # --- reading -------------------------------------------------------------------------------
 
     def _rows(self, where: str = "", params: tuple = ()) -> Iterator[sqlite3.Row]:
         with connection(self.path) as conn:
             yield from conn.execute(f"SELECT * FROM audit_events {where} ORDER BY seq", params)
 
+    def records(self, after: int = 0) -> list[EventRecord]:
+        """Events as stored (payload as JSON text), in chain order, after event `after`."""
+        return [_record(row) for row in self._rows("WHERE seq > ?", (after,))]
+
     def events(self, plan_id: str | None = None) -> list[AuditEvent]:
         rows = self._rows("WHERE plan_id = ?", (plan_id,)) if plan_id else self._rows()
-        return [AuditEvent(**{**dict(row), "payload": json.loads(row["payload"])}) for row in rows]
+        return [AuditEvent.from_record(_record(row)) for row in rows]
+
+    def head(self) -> int:
+        with connection(self.path) as conn:
+            return conn.execute("SELECT COALESCE(MAX(seq), 0) FROM audit_events").fetchone()[0]
+
+    # --- how far each remote copy has been written ------------------------------------------------
+
+    def synced(self, target: str) -> int:
+        with connection(self.path) as conn:
+            row = conn.execute("SELECT seq FROM audit_sync WHERE target = ?", (target,)).fetchone()
+        return row["seq"] if row else 0
+
+    def mark_synced(self, target: str, seq: int) -> None:
+        """Never moves back: two processes syncing at once both end at the furthest point."""
+        with connection(self.path) as conn:
+            conn.execute("INSERT INTO audit_sync (target, seq) VALUES (?, ?) "
+                         "ON CONFLICT (target) DO UPDATE SET seq = MAX(seq, excluded.seq)", (target, seq))  # fmt: skip
+
+    # --- verification --------------------------------------------------------------------------
 
     def verify(self) -> VerifyResult:
-        """Recompute every hash and link; report the first event that does not fit."""
-        expected_seq, prev_hash, count = 1, GENESIS_HASH, 0
-        for row in self._rows():
-            count += 1
-            seq = row["seq"]
-            if seq != expected_seq:
-                return VerifyResult(ok=False, events=count, seq=seq, problem=f"sequence gap: expected event {expected_seq}, found {seq} (events deleted?)")
-            if row["prev_hash"] != prev_hash:
-                return VerifyResult(ok=False, events=count, seq=seq, problem=f"event {seq} does not link to event {seq - 1} (events deleted or reordered?)")
-            recomputed = event_hash(seq, row["event_id"], row["plan_id"], row["step"], row["ts"], row["actor"], row["payload"], row["prev_hash"])
-            if recomputed != row["hash"]:
-                return VerifyResult(ok=False, events=count, seq=seq, problem=f"event {seq} ({row['plan_id']} {row['step']}) was changed: its hash does not match its content")
-            if row["event_id"] != event_id_for(row["plan_id"], row["step"]):
-                return VerifyResult(ok=False, events=count, seq=seq, problem=f"event {seq} has an id that does not belong to its plan and step")
-            expected_seq, prev_hash = seq + 1, row["hash"]
-        return VerifyResult(ok=True, events=count)
+        """The chain, the local digests, and the events against the digests; the first problem found.
+
+        On its own this cannot see the newest events deleted together with their digests; the locked
+        copy of the digests in S3 can (tools/audit_trail.py, which holds the one implementation).
+        """
+        from tools.audit_trail import AuditTrail  # late: the trail is built on this log
+
+        return AuditTrail(self).verify()
+
+
+def _last_digested(conn: sqlite3.Connection) -> int:
+    return conn.execute("SELECT COALESCE(MAX(last_seq), 0) FROM audit_digests").fetchone()[0]
+
