@@ -1,4 +1,10 @@
-"""The `plan` node: turn the intent (and the retrieved policy evidence) into a deployment config."""
+"""The `plan` node: turn the intent (and the retrieved policy evidence) into a deployment config.
+
+A planner that can revise (the NIM planner) may get its plan back from the guardrail with the
+violations; each round is its own `plan.N` event, and the workflow decides whether to send it back
+(`violations_the_planner_chose` is what it asks). A planner that could not run at all ends the plan
+`failed`; one that fell back to the offline planner says so on the plan and on the record.
+"""
 
 from __future__ import annotations
 
@@ -7,32 +13,69 @@ from typing import Any
 from langgraph.runtime import Runtime
 
 from agentops.schemas import Constraints, Evidence
-from graph.context import Dependencies, PlanRequest, dependencies_of
+from graph.context import Dependencies, PlannerOutput, PlanRequest, dependencies_of
 from graph.state import PlanState
+
+_COST = frozenset({"instance_type", "instance_count", "autoscaling_max"})
+# The config fields each guardrail rule judges. A rule not listed here (schema.invalid,
+# environment.unknown, plan.incomplete) is never sent back: choosing other values cannot fix it.
+RULE_FIELDS: dict[str, frozenset[str]] = {
+    "naming.model_name": frozenset({"model_name"}),
+    "naming.endpoint_name": frozenset({"endpoint_name"}),
+    "artifact.s3_uri": frozenset({"model_data_url"}),
+    "instance_type.unknown_price": frozenset({"instance_type"}),
+    "instance_type.not_allowed": frozenset({"instance_type"}),
+    "constraint.instance_type": frozenset({"instance_type"}),
+    "instance_count.range": frozenset({"instance_count"}),
+    "autoscaling.order": frozenset({"autoscaling_min", "instance_count", "autoscaling_max"}),
+    "autoscaling.max_limit": frozenset({"autoscaling_max"}),
+    "autoscaling.env_range": frozenset({"autoscaling_min", "autoscaling_max"}),
+    "cost.env_limit": _COST,
+    "constraint.budget": _COST,
+    "constraint.max_instance_count": frozenset({"instance_count", "autoscaling_max"}),
+    "rollback.alarms_missing": frozenset({"rollback_alarms"}),
+    "monitoring.needs_capture": frozenset({"data_capture_percent", "enable_model_monitor"}),
+    "monitoring.data_capture": frozenset({"data_capture_percent"}),
+    "monitoring.model_monitor": frozenset({"enable_model_monitor"}),
+    "rollout.progressive_required": frozenset({"deployment_strategy"}),
+    "rollout.canary_percent": frozenset({"canary_percent"}),
+}
+
+
+def violations_the_planner_chose(state: PlanState) -> list[dict[str, Any]]:
+    """The violations that judge at least one field the requester did not pin: a re-plan may fix those.
+    A violation of pinned values only is the requester's to fix; no model may change what they stated."""
+    pinned = set(state.get("pinned") or [])
+    violations = ((state.get("report") or {}).get("verdict") or {}).get("violations", [])
+    return [v for v in violations if RULE_FIELDS.get(v.get("rule", ""), frozenset()) - pinned]
+
+
+def evidence_fallbacks(state: PlanState) -> list[str]:
+    """Why the offline store answered the policy search, if an NVIDIA endpoint failed during retrieval
+    (evidence found that way carries the reason: tools.nvidia.OfflineEvidence)."""
+    return sorted({e["fallback"] for e in state.get("evidence") or [] if e.get("fallback")})
 
 
 def plan(state: PlanState, runtime: Runtime[Dependencies]) -> dict[str, Any]:
     deps = dependencies_of(runtime)
     previous = state.get("planner") or {}
     round_number = previous.get("rounds", 0) + 1
-    request = PlanRequest(
-        intent=state["intent"],
-        env=state["env"],
-        constraints=Constraints.model_validate(state.get("constraints") or {}),
-        evidence=[Evidence.model_validate(e) for e in state.get("evidence") or []],
-        previous_config=state.get("config") if round_number > 1 else None,
-        violations=(state.get("report") or {}).get("verdict", {}).get("violations", []) if round_number > 1 else [],
-    )
+    request = _request(state, revising=round_number > 1)
     output = deps.planner.plan(request, deps.policy)
+    retrieval_fallbacks = evidence_fallbacks(state)
+    warnings = [*output.warnings, *(f"policy evidence came from the offline store: {reason}" for reason in retrieval_fallbacks)]
+    # What stood in for a failed endpoint goes on the plan and on its event alike.
+    fallbacks = {"fallback": output.fallback, "evidence_fallback": retrieval_fallbacks}
+    fallbacks = {key: value for key, value in fallbacks.items() if value}
     planner = {
         "name": output.planner,
         "rounds": round_number,
-        "warnings": output.warnings,
+        "warnings": warnings,
         "error": output.error,
         "llm_calls": previous.get("llm_calls", 0) + output.llm_calls,
         "tokens": previous.get("tokens", 0) + output.tokens,
-    }
-    return {
+    } | fallbacks
+    update: dict[str, Any] = {
         "config": output.config,
         # What the requester pinned is fixed by the first round; a re-plan may not widen or drop it.
         "pinned": state.get("pinned") or output.pinned,
@@ -42,17 +85,42 @@ def plan(state: PlanState, runtime: Runtime[Dependencies]) -> dict[str, Any]:
             {
                 "step": f"plan.{round_number}",
                 "actor": f"planner:{output.planner}",
-                "payload": {
-                    "intent": state["intent"],
-                    "env": state["env"],
-                    "requester": state["requester"],
-                    "constraints": request.constraints.model_dump(exclude_none=True),
-                    "config": output.config,
-                    "pinned": output.pinned,
-                    "warnings": output.warnings,
-                    "error": output.error,
-                    "evidence": [{"policy": e.policy, "section": e.section} for e in request.evidence],
-                },
+                "payload": _event_payload(state, request, output, warnings) | fallbacks,
             }
         ],
     }
+    if output.failed:
+        # Nothing to check: the workflow takes the plan straight to the record, where it ends.
+        update |= {"status": "failed", "error": output.error}
+    return update
+
+
+def _request(state: PlanState, revising: bool) -> PlanRequest:
+    """What the planner is asked; on a re-plan, with the config the guardrail blocked and why."""
+    return PlanRequest(
+        intent=state["intent"],
+        env=state["env"],
+        constraints=Constraints.model_validate(state.get("constraints") or {}),
+        evidence=[Evidence.model_validate(e) for e in state.get("evidence") or []],
+        previous_config=state.get("config") if revising else None,
+        violations=(state.get("report") or {}).get("verdict", {}).get("violations", []) if revising else [],
+    )
+
+
+def _event_payload(state: PlanState, request: PlanRequest, output: PlannerOutput, warnings: list[str]) -> dict[str, Any]:
+    payload = {
+        "intent": state["intent"],
+        "env": state["env"],
+        "requester": state["requester"],
+        "constraints": request.constraints.model_dump(exclude_none=True),
+        "config": output.config,
+        "pinned": output.pinned,
+        "warnings": warnings,
+        "error": output.error,
+        "evidence": [{"policy": e.policy, "section": e.section} for e in request.evidence],
+        "llm_calls": output.llm_calls,
+        "tokens": output.tokens,
+    }
+    if request.previous_config is not None:
+        payload["revising"] = [{"rule": v.get("rule"), "message": v.get("message")} for v in request.violations]
+    return payload

@@ -11,6 +11,7 @@ from typing import Any
 
 from langgraph.runtime import Runtime
 
+from agentops.errors import AgentOpsError
 from agentops.schemas import Evidence
 from graph.context import Dependencies, dependencies_of
 from graph.state import PlanState
@@ -40,5 +41,11 @@ def merge_by_best_score(results: list[list[Evidence]], limit: int) -> list[Evide
 def retrieve(state: PlanState, runtime: Runtime[Dependencies]) -> dict[str, Any]:
     deps = dependencies_of(runtime)
     queries = retrieval_queries(state["intent"], state["env"])
-    found = merge_by_best_score([deps.retriever.search(q, k=PER_QUERY) for q in queries], MAX_EVIDENCE)
+    try:
+        found = merge_by_best_score([deps.retriever.search(q, k=PER_QUERY) for q in queries], MAX_EVIDENCE)
+    except AgentOpsError as exc:
+        # A retriever that cannot answer (its endpoint failed and configuration says fail, not fall back)
+        # ends the plan `failed`, on the record — never planned without the policy it should have read.
+        error = f"policy retrieval failed: {exc}"
+        return {"status": "failed", "error": error, "events": [{"step": "retrieve", "actor": "retriever", "payload": {"error": error}}]}
     return {"evidence": [e.model_dump(mode="json") for e in found]}

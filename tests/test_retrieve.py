@@ -7,6 +7,7 @@ from pathlib import Path
 
 from fakes import FakeRetriever, runtime_for
 
+from agentops.errors import AgentOpsError
 from agentops.policy import load_documents
 from agentops.schemas import Evidence
 from agentops.settings import PROJECT_ROOT
@@ -88,3 +89,14 @@ def test_with_the_real_policy_store_prod_rules_are_cited(make_deps, tmp_path: Pa
     assert ("deployment-policy", "Instance types per environment") in cited
     assert len(cited) == len(update["evidence"])  # no section twice
     assert all(isinstance(e["score"], float) and e["text"] for e in update["evidence"])
+
+
+class FailingRetriever:
+    def search(self, query, k=3):
+        raise AgentOpsError("embeddings endpoint failed after 3 attempts: timed out")
+
+
+def test_a_retriever_that_cannot_answer_fails_the_plan_on_the_record(make_deps):
+    update = retrieve({"plan_id": "p1", "intent": "deploy x", "env": "dev"}, runtime_for(make_deps(retriever=FailingRetriever())))
+    assert update["status"] == "failed" and "timed out" in update["error"]
+    assert update["events"][0]["step"] == "retrieve"

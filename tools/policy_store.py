@@ -106,12 +106,8 @@ class PolicyStore:
 
     @classmethod
     def from_settings(cls, settings: Settings, **overrides: Any) -> PolicyStore:
-        return cls(
-            settings.chroma_dir,
-            load_documents(settings.knowledge_base_dir),
-            collection_name=settings.collection_name,
-            **overrides,
-        )
+        overrides.setdefault("collection_name", settings.collection_name)
+        return cls(settings.chroma_dir, load_documents(settings.knowledge_base_dir), **overrides)
 
     def ensure_indexed(self) -> bool:
         """Make the collection match the documents; True when it had to be (re)built.
