@@ -1,4 +1,4 @@
-"""Deterministic guardrail: a deployment config checked against the policy.
+"""Deterministic guardrail: a deployment config (or a rollback / teardown) checked against the policy.
 
 Nothing here reads the intent or asks a model: the verdict depends only on the config, the target
 environment, the requester's constraints and the policy documents. Every violation is reported (not just
@@ -14,7 +14,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from agentops.policy import ANY_PRICED, Policy
-from agentops.schemas import Constraints, DeploymentConfig, GuardrailReport, Verdict, Violation
+from agentops.schemas import Constraints, DeploymentConfig, EndpointAction, GuardrailReport, PlanConfig, Verdict, Violation, parse_config
 
 
 class _Findings:
@@ -31,7 +31,7 @@ class _Findings:
 
 
 def check_config(
-    config: dict[str, Any] | DeploymentConfig,
+    config: dict[str, Any] | PlanConfig,
     env: str,
     policy: Policy,
     constraints: Constraints | None = None,
@@ -51,7 +51,7 @@ def check_config(
         return _report(findings, None, None, [])
 
     try:
-        cfg = config if isinstance(config, DeploymentConfig) else DeploymentConfig.model_validate(config)
+        cfg = parse_config(config)
     except ValidationError as exc:
         for error in exc.errors():
             field = ".".join(str(p) for p in error["loc"]) or "config"
@@ -59,6 +59,8 @@ def check_config(
                 Violation(rule="schema.invalid", message=f"config field '{field}': {error['msg']}", policy="schema")
             )
         return _report(findings, None, None, [])
+    if isinstance(cfg, EndpointAction):
+        return _check_endpoint_action(cfg, env, findings)
 
     _check_names(cfg, findings)
     _check_artifact(cfg, findings)
@@ -72,6 +74,22 @@ def check_config(
     _check_monitoring(cfg, env, findings)
     _check_rollout(cfg, env, findings)
     return _report(findings, hourly, peak, approval_reasons(cfg, env, peak, policy))
+
+
+def _check_endpoint_action(action: EndpointAction, env: str, findings: _Findings) -> GuardrailReport:
+    """A rollback returns to a config that was checked when it was deployed, and a teardown only stops
+    spending, so neither has costs or instance rules to check: names, and who must approve."""
+    pattern = re.compile(findings.policy.naming.pattern)
+    for field in ("endpoint_name", "target_endpoint_config"):
+        value = getattr(action, field)
+        if value is not None and not pattern.fullmatch(value):
+            findings.violate(f"naming.{field}", "naming", f"{field} '{value}' is not a valid SageMaker name")
+    # A teardown ends the endpoint's cost; a rollback's cost is the previous config's, unknown from here.
+    cost = 0.0 if action.action == "teardown" else None
+    reasons = []
+    if env in findings.policy.lifecycle.approval_required_in.get(action.action, []):
+        reasons.append(f"every {action.action} in {env} needs human approval")
+    return _report(findings, cost, cost, reasons)
 
 
 def approval_reasons(cfg: DeploymentConfig, env: str, peak_cost: float | None, policy: Policy) -> list[str]:
@@ -247,3 +265,19 @@ def _check_rollout(cfg: DeploymentConfig, env: str, findings: _Findings) -> None
             "rollout",
             f"canary_percent {cfg.canary_percent} is outside {bounds.min}-{bounds.max}%",
         )
+
+
+def network_problem(env: str, policy: Policy, subnets: list[str], security_groups: list[str]) -> str | None:
+    """Why the configured network cannot host a model in `env`, or None. The VPC is the environment's,
+    not the plan's (it comes from settings), so this is checked where the deployment is made."""
+    if bool(subnets) != bool(security_groups):
+        return "a VPC needs both subnets and security groups: set both AGENTOPS_VPC_SUBNET_IDS and AGENTOPS_VPC_SECURITY_GROUP_IDS"
+    if env in policy.network.vpc_required_in and not subnets:
+        source = policy.source("network")
+        return (f"{env} models must run in a VPC ({source.policy} § {source.section}): "
+                "set AGENTOPS_VPC_SUBNET_IDS and AGENTOPS_VPC_SECURITY_GROUP_IDS")  # fmt: skip
+    return None
+
+
+def vpc_required(env: str, policy: Policy) -> bool:
+    return env in policy.network.vpc_required_in

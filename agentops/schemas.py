@@ -7,11 +7,17 @@ JSON-able values safely.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 Strategy = Literal["all_at_once", "canary", "linear"]
+
+# What a plan does to an endpoint. A deploy becomes a create or an update depending on whether the endpoint
+# exists when AgentOps looks (see Change.action); rollback and teardown act on an endpoint that exists.
+PlanAction = Literal["deploy", "rollback", "teardown"]
+ENDPOINT_ACTIONS: frozenset[str] = frozenset({"rollback", "teardown"})
+LifecycleAction = Literal["create", "update", "rollback", "teardown"]
 
 # Every status a plan can be in; the terminal ones end the thread.
 PlanStatus = Literal[
@@ -21,11 +27,13 @@ PlanStatus = Literal[
     "approved",
     "rejected",
     "expired",
+    "deploying",  # execute mode: the calls are made, the endpoint is being watched
     "deployed",
     "rolled_back",
+    "torn_down",
     "failed",
 ]
-TERMINAL_STATUSES: frozenset[str] = frozenset({"blocked", "rejected", "expired", "deployed", "rolled_back", "failed"})
+TERMINAL_STATUSES: frozenset[str] = frozenset({"blocked", "rejected", "expired", "deployed", "rolled_back", "torn_down", "failed"})
 
 
 class DeploymentConfig(BaseModel):
@@ -33,6 +41,7 @@ class DeploymentConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
+    action: Literal["deploy"] = Field(default="deploy", description="Create the endpoint, or update it when it exists.")
     model_name: str = Field(description="SageMaker model name (the model and version being deployed).")
     endpoint_name: str = Field(description="SageMaker endpoint name; stable across versions.")
     instance_type: str = Field(examples=["ml.m5.large"])
@@ -63,6 +72,50 @@ class DeploymentConfig(BaseModel):
     @property
     def autoscaling_enabled(self) -> bool:
         return (self.autoscaling_min, self.autoscaling_max) != (self.instance_count, self.instance_count)
+
+
+class EndpointAction(BaseModel):
+    """Roll an endpoint back to its previous endpoint config, or tear it down. Unknown fields are refused."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    action: Literal["rollback", "teardown"]
+    endpoint_name: str = Field(description="The SageMaker endpoint acted on.")
+    target_endpoint_config: str | None = Field(
+        default=None,
+        description="rollback: the endpoint config to return to; when unset, the one AgentOps recorded as previous.",
+    )
+
+
+PlanConfig = DeploymentConfig | EndpointAction
+
+
+def parse_config(data: dict[str, Any] | PlanConfig) -> PlanConfig:
+    """The one place that tells a deployment from an endpoint action (raises pydantic's ValidationError)."""
+    if isinstance(data, (DeploymentConfig, EndpointAction)):
+        return data
+    if isinstance(data, dict) and data.get("action") in ENDPOINT_ACTIONS:
+        return EndpointAction.model_validate(data)
+    return DeploymentConfig.model_validate(data)
+
+
+class FieldChange(BaseModel):
+    field: str
+    current: Any = None
+    planned: Any = None
+
+
+class Change(BaseModel):
+    """What a plan changes against what runs now: the diff an approver reads before saying yes."""
+
+    action: LifecycleAction | None = Field(description="None when the current state is unknown (create or update).")
+    known: bool = Field(description="Whether AgentOps read the endpoint's current state.")
+    summary: str
+    current: dict[str, Any] | None = Field(default=None, description="What runs now (tools.sagemaker.EndpointState).")
+    diff: list[FieldChange] = Field(default_factory=list)
+    removes: list[str] = Field(default_factory=list, description="teardown: the resources that will be deleted.")
+    warnings: list[str] = Field(default_factory=list)
+    error: str | None = Field(default=None, description="Why the plan cannot run as it stands; deploy will refuse it.")
 
 
 class Constraints(BaseModel):

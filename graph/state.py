@@ -16,7 +16,8 @@ class PlanState(TypedDict, total=False):
     created_at: str  # ISO 8601
 
     evidence: list[dict[str, Any]]  # [Evidence]
-    config: dict[str, Any] | None  # DeploymentConfig, or None when the planner could not produce one
+    config: dict[str, Any] | None  # DeploymentConfig or EndpointAction, or None when the planner could not produce one
+    change: dict[str, Any] | None  # Change: what the plan changes against what runs now (resolve node)
     pinned: list[str]  # config fields the requester stated explicitly: never changed by a re-plan
     planner: dict[str, Any]  # which planner, its warnings, rounds, LLM calls and tokens
     report: dict[str, Any]  # GuardrailReport

@@ -26,12 +26,14 @@ NEEDS_APPROVAL = {"verdict": {"allowed": True, "violations": [], "warnings": []}
 APPROVED = {"approved": True, "approver": "bob", "reason": "looks good"}
 
 
-def plan_state(config: dict[str, Any], *, plan_id: str = PLAN_ID, report: dict | None = None, decision: dict | None = None) -> dict[str, Any]:
-    return {"plan_id": plan_id, "config": config, "report": report or ALLOWED, "decision": decision}
+def plan_state(
+    config: dict[str, Any], *, plan_id: str = PLAN_ID, report: dict | None = None, decision: dict | None = None, env: str = "staging"
+) -> dict[str, Any]:
+    return {"plan_id": plan_id, "env": env, "config": config, "report": report or ALLOWED, "decision": decision}
 
 
 def prod_state(**changes: Any) -> dict[str, Any]:
-    return plan_state(prod_config(**changes), report=NEEDS_APPROVAL, decision=APPROVED)
+    return plan_state(prod_config(**changes), report=NEEDS_APPROVAL, decision=APPROVED, env="prod")
 
 
 @pytest.fixture
@@ -92,6 +94,16 @@ def test_staging_calls_are_wired_to_each_other(run, settings):
     }]
     assert endpoint["EndpointName"] == "churn-staging"
     assert endpoint["EndpointConfigName"] == endpoint_config["EndpointConfigName"]
+
+
+def test_everything_created_carries_the_endpoint_and_plan_tags(run):
+    update = run(prod_state(autoscaling_max=4))
+
+    tagged = [c["operation"] for c in update["deployment"]["calls"] if "Tags" in c["params"]]
+    assert tagged == ["CreateModel", "CreateEndpointConfig", "PutMetricAlarm", "PutMetricAlarm", "CreateEndpoint",
+                      "CreateDataQualityJobDefinition", "CreateMonitoringSchedule"]  # fmt: skip
+    [model] = params_of(update, "CreateModel")
+    assert model["Tags"] == [{"Key": "agentops:endpoint", "Value": "fraud-detector-prod"}, {"Key": "agentops:plan", "Value": PLAN_ID}]
 
 
 def test_config_image_overrides_the_default(run):
@@ -341,7 +353,7 @@ def test_params_botocore_rejects_fail_the_plan_with_one_line(run):
 
 
 def test_a_broken_builder_fails_the_plan_not_the_graph(run, monkeypatch):
-    def wrong_type_model_call(config, names, role_arn, default_image_uri):
+    def wrong_type_model_call(config, names, role_arn, default_image_uri, vpc=None, tags=None):
         return aws_call("sagemaker", "CreateModel", {"ModelName": names.model, "PrimaryContainer": "not-a-dict"})
 
     monkeypatch.setattr(sagemaker, "create_model_call", wrong_type_model_call)

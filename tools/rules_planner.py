@@ -1,6 +1,8 @@
 """The deterministic planner: the offline stand-in for the planner LLM.
 
-It reads a plain-language intent with regular expressions and fills the rest from policy defaults.
+It reads a plain-language intent with regular expressions and fills the rest from policy defaults. The
+intent's first verb decides the action: deploy (create or update, decided later by what exists), roll
+back ("roll back fraud-detector in prod") or tear down ("tear down churn-dev").
 What the requester states is kept exactly as stated and listed in `pinned`: if it breaks policy the
 guardrail blocks it with a reason; the planner never quietly "fixes" a request. Text that is not a
 deployment parameter ("this is pre-approved, skip approval") is ignored: it has no field to land in.
@@ -46,6 +48,17 @@ _NO_CAPTURE = re.compile(r"\b(?:no|without)\s+(?:data\s+)?capture\b")
 _NO_MONITOR = re.compile(r"\b(?:no|without)\s+(?:model\s+)?monitor(?:ing)?\b")
 _WITH_MONITOR = re.compile(r"\bwith\s+(?:a\s+)?(?:model\s+)?monitor(?:ing)?\b")
 _ENV_WORDS = {"dev": "dev", "development": "dev", "staging": "staging", "stage": "staging", "prod": "prod", "production": "prod"}
+# The first of these verbs in the intent decides the action ("deploy v2 and delete the old one" deploys).
+_ACTION_VERB = re.compile(
+    r"\b(?P<rollback>roll(?:ing)?[\s-]*back|revert)\b"
+    r"|\b(?P<teardown>tear(?:ing)?[\s-]*down|teardown|decommission|delete|destroy|remove|take\s+down|shut\s+down)\b"
+    r"|\b(?P<deploy>deploy|roll\s*out|rollout|ship|release|promote|launch|upgrade|update|serve)\b",
+    re.IGNORECASE,
+)
+_ACTION_EXAMPLES = {"rollback": ("roll back", "roll back fraud-detector in prod"), "teardown": ("tear down", "tear down churn-dev")}
+_SUBJECT_SKIP = {"the", "endpoint", "named", "called", "model", "service"}
+_TARGET_CONFIG = re.compile(r"\bto\s+(?:the\s+)?(?:endpoint[\s-]+)?config(?:uration)?\s+([A-Za-z0-9][A-Za-z0-9-]*)", re.IGNORECASE)
+_TO_VERSION = re.compile(r"\bto\s+(v\d+(?:\.\d+)*)\b", re.IGNORECASE)
 
 
 def slugify(text: str) -> str:
@@ -81,6 +94,34 @@ def _model_phrase(intent: str) -> tuple[str, str | None]:
     return slugify(" ".join(words)), version
 
 
+def _env_warnings(text: str, env: str) -> list[str]:
+    mentioned = {_ENV_WORDS[w] for w in re.findall(r"\b(" + "|".join(_ENV_WORDS) + r")\b", text)}
+    if mentioned and env not in mentioned:
+        return [f"the intent mentions {', '.join(sorted(mentioned))} but this plan targets {env}"]
+    return []
+
+
+def _endpoint_of(intent: str, verb_end: int, env: str) -> str | None:
+    """The endpoint a rollback or teardown acts on: named outright ("endpoint churn-dev"), or the word after
+    the verb, which is an endpoint when it already ends in an environment ("churn-dev") and otherwise the
+    app whose endpoint is `{app}-{env}`, the name a deploy gives it."""
+    if explicit := _ENDPOINT.search(intent):
+        return explicit.group(1).rstrip(".,;:")
+    if app := _APP.search(intent):
+        return f"{slugify(app.group(1))}-{env}"
+    for raw in intent[verb_end:].split():
+        token = raw.strip(",.;:!?\"'")
+        if not token or token.lower() in _SUBJECT_SKIP:
+            continue
+        if token.lower() in _STOP_WORDS:
+            return None
+        name = slugify(token)
+        if not name:
+            return None
+        return name if name.rsplit("-", 1)[-1] in _ENV_WORDS else f"{name}-{env}"
+    return None
+
+
 class RulesPlanner:
     """Implements graph.context.Planner without any model."""
 
@@ -90,6 +131,9 @@ class RulesPlanner:
         self.settings = settings
 
     def plan(self, request: PlanRequest, policy: Policy) -> PlannerOutput:
+        verb = _ACTION_VERB.search(request.intent)
+        if verb is not None and verb.lastgroup in ("rollback", "teardown"):
+            return self._plan_endpoint_action(verb.lastgroup, request, verb.end())
         text = request.intent.lower()
         env = request.env
         constraints = request.constraints
@@ -97,6 +141,8 @@ class RulesPlanner:
         warnings: list[str] = []
 
         base, version = _model_phrase(request.intent)
+        if base and version is None and (to_version := _TO_VERSION.search(request.intent)):
+            version = to_version.group(1).lower()  # "update fraud-detector in prod to v4"
         if not base:
             return PlannerOutput(
                 planner=self.name,
@@ -136,12 +182,20 @@ class RulesPlanner:
         elif constraints.budget_usd_per_hour is not None:
             pinned["budget_usd_per_hour"] = constraints.budget_usd_per_hour
 
-        mentioned_envs = {_ENV_WORDS[w] for w in re.findall(r"\b(" + "|".join(_ENV_WORDS) + r")\b", text)}
-        if mentioned_envs and env not in mentioned_envs:
-            warnings.append(f"the intent mentions {', '.join(sorted(mentioned_envs))} but this plan targets {env}")
-
+        warnings += _env_warnings(text, env)
         config = self._defaults(env, policy, pinned, warnings) | {"endpoint_name": endpoint_name} | pinned
         return PlannerOutput(planner=self.name, config=config, pinned=sorted(pinned), warnings=warnings)
+
+    def _plan_endpoint_action(self, action: str, request: PlanRequest, verb_end: int) -> PlannerOutput:
+        """A rollback or teardown names only the endpoint (and, for a rollback, perhaps the config to return to)."""
+        endpoint = _endpoint_of(request.intent, verb_end, request.env)
+        if endpoint is None:
+            verb, example = _ACTION_EXAMPLES[action]
+            return PlannerOutput(planner=self.name, config=None, error=f"could not tell which endpoint to {verb}: name it after the verb, e.g. '{example}'")
+        pinned: dict[str, Any] = {"action": action, "endpoint_name": endpoint}
+        if action == "rollback" and (target := _TARGET_CONFIG.search(request.intent)):
+            pinned["target_endpoint_config"] = target.group(1)
+        return PlannerOutput(planner=self.name, config=pinned, pinned=sorted(pinned), warnings=_env_warnings(request.intent.lower(), request.env))
 
     @staticmethod
     def _parse_rollout(text: str, pinned: dict[str, Any]) -> None:

@@ -1,8 +1,11 @@
-"""A SageMaker deployment as a list of boto3 calls, checked against botocore's service models.
+"""A SageMaker deployment — or an update, rollback or teardown — as a list of boto3 calls, checked against
+botocore's service models.
 
-The call list is the one description of a deployment. Dry-run records it; execute mode replays it as
-`getattr(client(call["service"]), call["method"])(**call["params"])`. So what a person approved and the
-audit log shows is exactly what would run — there is no second code path that could drift from it.
+The call list is the one description of what a plan does. Dry-run records it; execute mode
+(tools/sagemaker_execute.py) replays it as `getattr(client(call["service"]), call["method"])(**call["params"])`.
+So what a person approved and the audit log shows is exactly what runs — there is no second code path
+that could drift from it. Which calls a plan needs depends on what runs now (`EndpointState`, read by
+tools/sagemaker_state.py in execute mode; unknown in dry-run): `lifecycle_calls` is that one mapping.
 
 Nothing here creates a boto3 client: service models are read from botocore's bundled JSON files, which
 needs neither credentials nor network.
@@ -22,10 +25,10 @@ from botocore import xform_name
 from botocore.exceptions import UnknownServiceError
 from botocore.model import OperationModel, OperationNotFoundError, ServiceModel, Shape
 from botocore.validate import ParamValidator
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from agentops.errors import AgentOpsError
-from agentops.schemas import DeploymentConfig
+from agentops.schemas import DeploymentConfig, EndpointAction, PlanConfig
 from agentops.settings import Settings
 
 MAX_NAME_LENGTH = 63
@@ -42,6 +45,22 @@ EXECUTION_TIMEOUT_SLACK_SECONDS = 600
 MIN_EXECUTION_TIMEOUT_SECONDS = 600  # SageMaker's bounds for MaximumExecutionTimeoutInSeconds
 MAX_EXECUTION_TIMEOUT_SECONDS = 28800
 DEFAULT_CANARY_PERCENT = 10
+
+# Ownership. Everything AgentOps creates carries TAG_ENDPOINT (the endpoint it belongs to) and TAG_PLAN: a
+# teardown deletes only what carries the endpoint's tag, and an update or rollback refuses an endpoint
+# without it. The endpoint also remembers the config it ran before AgentOps last switched it, which is
+# what a rollback returns to: SageMaker keeps no history of its own.
+TAG_ENDPOINT = "agentops:endpoint"
+TAG_PLAN = "agentops:plan"
+TAG_PREVIOUS_CONFIG = "agentops:previous-endpoint-config"
+
+# Calls that need a live endpoint: Application Auto Scaling and Model Monitor refuse an endpoint that is
+# still Creating. Execute mode makes them once the endpoint is InService on the new config.
+AFTER_ENDPOINT_OPERATIONS = frozenset(
+    {"RegisterScalableTarget", "PutScalingPolicy", "CreateDataQualityJobDefinition", "CreateMonitoringSchedule"}
+)
+ENDPOINT_SWITCH_OPERATIONS = frozenset({"CreateEndpoint", "UpdateEndpoint"})
+SCALABLE_DIMENSION = "sagemaker:variant:DesiredInstanceCount"
 
 # Autoscaling target: invocations per instance per minute. A starting point, to be tuned by load tests.
 INVOCATIONS_PER_INSTANCE_TARGET = 100.0
@@ -103,6 +122,47 @@ class ResourceNames(BaseModel):
     monitoring_schedule: str | None = None
 
 
+class OwnedResource(BaseModel):
+    kind: str  # model | endpoint_config | alarm | data_quality_job_definition
+    name: str
+
+
+class EndpointState(BaseModel):
+    """What runs now on one endpoint, as read from AWS (tools.sagemaker_state). Plain data: the plan keeps
+    it as the state the approver saw, and the builders below derive update, rollback and teardown calls
+    from it."""
+
+    endpoint_name: str
+    exists: bool = False
+    arn: str | None = None
+    status: str | None = None
+    endpoint_config: str | None = None
+    pending_endpoint_config: str | None = None  # the config an in-progress update is moving to
+    failure_reason: str | None = None
+    managed: bool = False  # carries TAG_ENDPOINT: AgentOps created it
+    previous_endpoint_config: str | None = None  # TAG_PREVIOUS_CONFIG
+    model_name: str | None = None
+    model_data_url: str | None = None
+    image_uri: str | None = None
+    instance_type: str | None = None
+    instance_count: int | None = None
+    data_capture_percent: int = 0
+    vpc_subnet_ids: list[str] = Field(default_factory=list)
+    autoscaling_min: int | None = None
+    autoscaling_max: int | None = None
+    scaling_policies: list[str] = Field(default_factory=list)
+    monitoring_schedule: str | None = None
+    owned: list[OwnedResource] = Field(default_factory=list)  # what AgentOps created for the endpoint
+
+    @property
+    def autoscaled(self) -> bool:
+        return self.autoscaling_min is not None
+
+    def runs(self, endpoint_config: str) -> bool:
+        """The endpoint serves this config, or an update is moving it there (a resumed run is past its switch)."""
+        return endpoint_config in (self.endpoint_config, self.pending_endpoint_config)
+
+
 # --- names -------------------------------------------------------------------------------------------
 
 
@@ -122,6 +182,10 @@ def bounded_name(base: str, tail: str) -> str:
     room = MAX_NAME_LENGTH - len(tail) - 1
     head = cleaned[:room].rstrip("-")
     return f"{head}-{tail}" if head else tail
+
+
+def monitoring_schedule_name(endpoint: str) -> str:
+    return bounded_name(endpoint, "data-quality")
 
 
 def resource_names(plan_id: str, config: DeploymentConfig) -> ResourceNames:
@@ -145,7 +209,7 @@ def resource_names(plan_id: str, config: DeploymentConfig) -> ResourceNames:
         # The job definition records this version's monitoring setup; the schedule stays per endpoint so the
         # drift alarm's MonitoringSchedule dimension and the schedule itself survive new versions.
         data_quality_job_definition=bounded_name(f"{endpoint}-dq", suffix) if monitored else None,
-        monitoring_schedule=bounded_name(endpoint, "data-quality") if monitored else None,
+        monitoring_schedule=monitoring_schedule_name(endpoint) if monitored else None,
     )
 
 
@@ -172,15 +236,37 @@ def monitoring_output_uri(bucket: str, endpoint: str) -> str:
     return f"s3://{bucket}/model-monitor/{endpoint}/data-quality/"
 
 
-def create_model_call(config: DeploymentConfig, names: ResourceNames, role_arn: str, default_image_uri: str) -> AwsCall:
-    return aws_call("sagemaker", "CreateModel", {
+def ownership_tags(endpoint: str, plan_id: str) -> list[dict[str, str]]:
+    return [{"Key": TAG_ENDPOINT, "Value": endpoint}, {"Key": TAG_PLAN, "Value": plan_id}]
+
+
+def vpc_config(subnets: list[str], security_groups: list[str]) -> dict[str, list[str]] | None:
+    return {"Subnets": list(subnets), "SecurityGroupIds": list(security_groups)} if subnets else None
+
+
+def create_model_call(
+    config: DeploymentConfig,
+    names: ResourceNames,
+    role_arn: str,
+    default_image_uri: str,
+    vpc: dict[str, list[str]] | None = None,
+    tags: list[dict[str, str]] | None = None,
+) -> AwsCall:
+    params: dict[str, Any] = {
         "ModelName": names.model,
         "ExecutionRoleArn": role_arn,
         "PrimaryContainer": {"Image": config.image_uri or default_image_uri, "ModelDataUrl": config.model_data_url},
-    })
+    }
+    if vpc:
+        params["VpcConfig"] = vpc
+    if tags:
+        params["Tags"] = tags
+    return aws_call("sagemaker", "CreateModel", params)
 
 
-def create_endpoint_config_call(config: DeploymentConfig, names: ResourceNames, data_capture_bucket: str) -> AwsCall:
+def create_endpoint_config_call(
+    config: DeploymentConfig, names: ResourceNames, data_capture_bucket: str, tags: list[dict[str, str]] | None = None
+) -> AwsCall:
     params: dict[str, Any] = {
         "EndpointConfigName": names.endpoint_config,
         "ProductionVariants": [{
@@ -198,6 +284,8 @@ def create_endpoint_config_call(config: DeploymentConfig, names: ResourceNames, 
             "DestinationS3Uri": data_capture_uri(data_capture_bucket, names.endpoint),
             "CaptureOptions": [{"CaptureMode": "Input"}, {"CaptureMode": "Output"}],
         }
+    if tags:
+        params["Tags"] = tags
     # No AutoRollbackConfiguration here: SageMaker only takes it in CreateEndpoint/UpdateEndpoint.
     return aws_call("sagemaker", "CreateEndpointConfig", params)
 
@@ -234,14 +322,17 @@ def alarm_metric(alarm: str, names: ResourceNames) -> dict[str, Any]:
     }
 
 
-def put_metric_alarm_call(alarm: str, alarm_name: str, names: ResourceNames) -> AwsCall:
-    return aws_call("cloudwatch", "PutMetricAlarm", {
+def put_metric_alarm_call(alarm: str, alarm_name: str, names: ResourceNames, tags: list[dict[str, str]] | None = None) -> AwsCall:
+    params: dict[str, Any] = {
         "AlarmName": alarm_name,
         "AlarmDescription": f"AgentOps rollback alarm {alarm} for SageMaker endpoint {names.endpoint}",
         # No traffic means no errors and no drift: a quiet endpoint must not roll itself back.
         "TreatMissingData": "notBreaching",
         **alarm_metric(alarm, names),
-    })
+    }
+    if tags:
+        params["Tags"] = tags
+    return aws_call("cloudwatch", "PutMetricAlarm", params)
 
 
 def traffic_steps(config: DeploymentConfig, step_percent: int) -> int:
@@ -268,7 +359,9 @@ def execution_timeout(config: DeploymentConfig, step_percent: int) -> int:
     return min(max(needed, MIN_EXECUTION_TIMEOUT_SECONDS), MAX_EXECUTION_TIMEOUT_SECONDS)
 
 
-def create_endpoint_call(config: DeploymentConfig, names: ResourceNames) -> AwsCall:
+def blue_green_deployment(config: DeploymentConfig, names: ResourceNames) -> dict[str, Any]:
+    """How SageMaker shifts traffic to this version and what rolls it back. CreateEndpoint accepts it too
+    (and ignores the traffic routing), so the first version's settings are on record like any update's."""
     step_percent = config.canary_percent if config.canary_percent is not None else DEFAULT_CANARY_PERCENT
     deployment: dict[str, Any] = {
         "BlueGreenUpdatePolicy": {
@@ -279,19 +372,53 @@ def create_endpoint_call(config: DeploymentConfig, names: ResourceNames) -> AwsC
     }
     if names.alarms:
         deployment["AutoRollbackConfiguration"] = {"Alarms": [{"AlarmName": name} for name in names.alarms]}
-    return aws_call("sagemaker", "CreateEndpoint", {
+    return deployment
+
+
+def create_endpoint_call(config: DeploymentConfig, names: ResourceNames, tags: list[dict[str, str]] | None = None) -> AwsCall:
+    params: dict[str, Any] = {
         "EndpointName": names.endpoint,
         "EndpointConfigName": names.endpoint_config,
-        "DeploymentConfig": deployment,
-    })
+        "DeploymentConfig": blue_green_deployment(config, names),
+    }
+    if tags:
+        params["Tags"] = tags
+    return aws_call("sagemaker", "CreateEndpoint", params)
+
+
+def switch_calls(current: EndpointState, endpoint_config: str, deployment: dict[str, Any], plan_id: str) -> list[AwsCall]:
+    """Move an existing endpoint to `endpoint_config`: first remember on the endpoint which config it leaves
+    (what a later rollback returns to), then UpdateEndpoint. Nothing when it is there already: a resumed run
+    must not switch twice, nor overwrite the remembered config with its own."""
+    if current.runs(endpoint_config):
+        return []
+    return [
+        aws_call("sagemaker", "AddTags", {
+            "ResourceArn": current.arn,
+            "Tags": [{"Key": TAG_PREVIOUS_CONFIG, "Value": current.endpoint_config}, {"Key": TAG_PLAN, "Value": plan_id}],
+        }),
+        aws_call("sagemaker", "UpdateEndpoint", {
+            "EndpointName": current.endpoint_name,
+            "EndpointConfigName": endpoint_config,
+            "DeploymentConfig": deployment,
+        }),
+    ]
+
+
+def scalable_target(endpoint: str) -> dict[str, str]:
+    return {"ServiceNamespace": "sagemaker", "ResourceId": f"endpoint/{endpoint}/variant/{VARIANT_NAME}", "ScalableDimension": SCALABLE_DIMENSION}
+
+
+def deregister_scaling_calls(current: EndpointState) -> list[AwsCall]:
+    target = scalable_target(current.endpoint_name)
+    return [
+        *(aws_call("application-autoscaling", "DeleteScalingPolicy", {**target, "PolicyName": name}) for name in current.scaling_policies),
+        aws_call("application-autoscaling", "DeregisterScalableTarget", target),
+    ]
 
 
 def autoscaling_calls(config: DeploymentConfig, names: ResourceNames) -> list[AwsCall]:
-    target = {
-        "ServiceNamespace": "sagemaker",
-        "ResourceId": names.scalable_target,
-        "ScalableDimension": "sagemaker:variant:DesiredInstanceCount",
-    }
+    target = scalable_target(names.endpoint)
     return [
         aws_call("application-autoscaling", "RegisterScalableTarget", {
             **target,
@@ -313,7 +440,14 @@ def autoscaling_calls(config: DeploymentConfig, names: ResourceNames) -> list[Aw
     ]
 
 
-def model_monitor_calls(config: DeploymentConfig, names: ResourceNames, role_arn: str, data_capture_bucket: str, region: str) -> list[AwsCall]:
+def model_monitor_calls(
+    config: DeploymentConfig,
+    names: ResourceNames,
+    role_arn: str,
+    data_capture_bucket: str,
+    region: str,
+    tags: list[dict[str, str]] | None = None,
+) -> list[AwsCall]:
     if config.data_capture_percent <= 0:
         # Model Monitor analyses captured traffic; without capture every run would have nothing to read.
         raise AgentOpsError("enable_model_monitor needs data capture: set data_capture_percent above 0")
@@ -346,6 +480,7 @@ def model_monitor_calls(config: DeploymentConfig, names: ResourceNames, role_arn
         },
         "RoleArn": role_arn,
         "StoppingCondition": {"MaxRuntimeInSeconds": MONITOR_MAX_RUNTIME_SECONDS},
+        **({"Tags": tags} if tags else {}),
     })
     schedule = aws_call("sagemaker", "CreateMonitoringSchedule", {
         "MonitoringScheduleName": names.monitoring_schedule,
@@ -354,6 +489,7 @@ def model_monitor_calls(config: DeploymentConfig, names: ResourceNames, role_arn
             "MonitoringJobDefinitionName": names.data_quality_job_definition,
             "MonitoringType": "DataQuality",
         },
+        **({"Tags": tags} if tags else {}),
     })
     return [job_definition, schedule]
 
@@ -366,21 +502,103 @@ def build_deployment_calls(
     default_image_uri: str,
     data_capture_bucket: str,
     region: str,
+    vpc: dict[str, list[str]] | None = None,
+    current: EndpointState | None = None,
 ) -> list[AwsCall]:
     """The calls in execution order: each one only references resources that earlier calls created (the
-    alarms exist before the endpoint that rolls back on them; the endpoint before its scaling and monitor)."""
+    alarms exist before the endpoint that rolls back on them; the endpoint before its scaling and monitor).
+
+    `current` is what runs now: None or a missing endpoint gives CreateEndpoint; an existing one gives the
+    switch (UpdateEndpoint), preceded by deregistering autoscaling where SageMaker requires it."""
     names = resource_names(plan_id, config)
+    tags = ownership_tags(names.endpoint, plan_id)
     calls = [
-        create_model_call(config, names, role_arn, default_image_uri),
-        create_endpoint_config_call(config, names, data_capture_bucket),
-        *(put_metric_alarm_call(alarm, name, names) for alarm, name in zip(config.rollback_alarms, names.alarms)),
-        create_endpoint_call(config, names),
+        create_model_call(config, names, role_arn, default_image_uri, vpc, tags),
+        create_endpoint_config_call(config, names, data_capture_bucket, tags),
+        *(put_metric_alarm_call(alarm, name, names, tags) for alarm, name in zip(config.rollback_alarms, names.alarms)),
     ]
+    if current is None or not current.exists:
+        calls.append(create_endpoint_call(config, names, tags))
+    else:
+        calls += update_calls(config, names, current, plan_id)
     if config.autoscaling_enabled:
         calls += autoscaling_calls(config, names)
     if config.enable_model_monitor:
-        calls += model_monitor_calls(config, names, role_arn, data_capture_bucket, region)
+        calls += model_monitor_calls(config, names, role_arn, data_capture_bucket, region, tags)
     return calls
+
+
+def require_managed(current: EndpointState, doing: str) -> None:
+    if not current.exists:
+        raise AgentOpsError(f"endpoint {current.endpoint_name} does not exist: there is nothing to {doing}")
+    if not current.managed:
+        raise AgentOpsError(
+            f"endpoint {current.endpoint_name} was not created by AgentOps (no {TAG_ENDPOINT} tag): refusing to {doing} it; "
+            f"tag it {TAG_ENDPOINT}={current.endpoint_name} to hand it over"
+        )
+
+
+def update_calls(config: DeploymentConfig, names: ResourceNames, current: EndpointState, plan_id: str) -> list[AwsCall]:
+    require_managed(current, "update")
+    if current.runs(names.endpoint_config):
+        return []
+    calls: list[AwsCall] = []
+    # SageMaker refuses to update an autoscaled variant to another instance type; and a plan without
+    # autoscaling must not keep the old policy resizing the new fleet. Re-registered after the switch.
+    if current.autoscaled and (current.instance_type != config.instance_type or not config.autoscaling_enabled):
+        calls += deregister_scaling_calls(current)
+    return calls + switch_calls(current, names.endpoint_config, blue_green_deployment(config, names), plan_id)
+
+
+def rollback_target(action: EndpointAction, current: EndpointState) -> str:
+    target = action.target_endpoint_config or current.previous_endpoint_config
+    if target is None:
+        raise AgentOpsError(
+            f"no previous endpoint config is recorded on {current.endpoint_name} (tag {TAG_PREVIOUS_CONFIG}): "
+            f"name the config to return to, e.g. 'roll back {current.endpoint_name} to config NAME'"
+        )
+    return target
+
+
+def build_rollback_calls(action: EndpointAction, current: EndpointState, plan_id: str) -> list[AwsCall]:
+    require_managed(current, "roll back")
+    # All at once and without rollback alarms: the alarms may still be firing for the version being left,
+    # and would turn the rollback around; the config returned to was already serving.
+    deployment = {"BlueGreenUpdatePolicy": {"TrafficRoutingConfiguration": {"Type": "ALL_AT_ONCE", "WaitIntervalInSeconds": 0}}}
+    return switch_calls(current, rollback_target(action, current), deployment, plan_id)
+
+
+def build_teardown_calls(current: EndpointState) -> list[AwsCall]:
+    """Delete the endpoint and what AgentOps created for it (`current.owned`, found by tag), in the order AWS
+    allows: scaling and the monitoring schedule before the endpoint, the endpoint before its configs, a
+    config before its models."""
+    require_managed(current, "tear down")
+    owned = {kind: [r.name for r in current.owned if r.kind == kind] for kind in ("endpoint_config", "model", "data_quality_job_definition", "alarm")}
+    calls = deregister_scaling_calls(current) if current.autoscaled else []
+    if current.monitoring_schedule:
+        calls.append(aws_call("sagemaker", "DeleteMonitoringSchedule", {"MonitoringScheduleName": current.monitoring_schedule}))
+    calls.append(aws_call("sagemaker", "DeleteEndpoint", {"EndpointName": current.endpoint_name}))
+    calls += [aws_call("sagemaker", "DeleteEndpointConfig", {"EndpointConfigName": name}) for name in owned["endpoint_config"]]
+    calls += [aws_call("sagemaker", "DeleteModel", {"ModelName": name}) for name in owned["model"]]
+    calls += [aws_call("sagemaker", "DeleteDataQualityJobDefinition", {"JobDefinitionName": name}) for name in owned["data_quality_job_definition"]]
+    if owned["alarm"]:
+        calls.append(aws_call("cloudwatch", "DeleteAlarms", {"AlarmNames": owned["alarm"]}))
+    return calls
+
+
+# Most specific first: CreateEndpoint names both an endpoint and a config, and is about the endpoint.
+_SUBJECT_PARAMS = ("ModelName", "EndpointName", "EndpointConfigName", "AlarmName", "JobDefinitionName",
+                   "MonitoringScheduleName", "PolicyName", "ResourceId", "ResourceArn", "AlarmNames")  # fmt: skip
+
+
+def call_subject(call: AwsCall) -> str:
+    """The resource a call is about, for records a person reads ("CreateModel churn-v1-3f2a9c1b")."""
+    params = call["params"]
+    for key in _SUBJECT_PARAMS:
+        if key in params:
+            value = params[key]
+            return ", ".join(value) if isinstance(value, list) else str(value)
+    return ""
 
 
 # --- validation --------------------------------------------------------------------------------------
@@ -479,28 +697,96 @@ def validate_calls(calls: list[AwsCall]) -> None:
 
 # --- deployer ----------------------------------------------------------------------------------------
 
+# A plan's status once its calls are made and the endpoint settled (dry-run: would be).
+SUCCESS_STATUS = {"deploy": "deployed", "rollback": "rolled_back", "teardown": "torn_down"}
+
+UNKNOWN_ROLLBACK_TARGET = (
+    "the current state is unknown (dry-run reads nothing from AWS): the endpoint config to return to is the one "
+    f"recorded on the endpoint ({TAG_PREVIOUS_CONFIG}), read when the rollback runs"
+)
+UNKNOWN_TEARDOWN_INVENTORY = (
+    "the current state is unknown (dry-run reads nothing from AWS): the endpoint configs, models, alarms, autoscaling "
+    f"and monitoring schedule AgentOps created for the endpoint are found by their {TAG_ENDPOINT} tag when the teardown runs"
+)
+
+
+class LifecycleCalls(BaseModel):
+    """What a plan does, as calls: `action` is create / update / rollback / teardown, or None when a deploy
+    could be either (the current state is unknown)."""
+
+    action: str | None
+    calls: list[dict[str, Any]]
+    resources: dict[str, Any]
+    note: str | None = None
+
+
+def lifecycle_calls(
+    config: PlanConfig,
+    plan_id: str,
+    settings: Settings,
+    *,
+    current: EndpointState | None,
+    vpc: dict[str, list[str]] | None = None,
+) -> LifecycleCalls:
+    """The one mapping from a checked plan (and what runs now, when known) to its calls; raises
+    AgentOpsError when the current state makes the plan impossible (no endpoint to roll back, …)."""
+    if isinstance(config, DeploymentConfig):
+        calls = build_deployment_calls(
+            config,
+            plan_id,
+            role_arn=settings.execution_role_arn,
+            default_image_uri=settings.default_image_uri,
+            data_capture_bucket=settings.data_capture_bucket,
+            region=settings.aws_region,
+            vpc=vpc,
+            current=current,
+        )
+        action = None if current is None else ("update" if current.exists else "create")
+        resources = resource_names(plan_id, config).model_dump(exclude_none=True)
+        return LifecycleCalls(action=action, calls=calls, resources=resources)
+    resources = {"endpoint": config.endpoint_name}
+    if current is not None:
+        calls = build_rollback_calls(config, current, plan_id) if config.action == "rollback" else build_teardown_calls(current)
+        return LifecycleCalls(action=config.action, calls=calls, resources=resources)
+    if config.action == "teardown":
+        calls = [aws_call("sagemaker", "DeleteEndpoint", {"EndpointName": config.endpoint_name})]
+        return LifecycleCalls(action="teardown", calls=calls, resources=resources, note=UNKNOWN_TEARDOWN_INVENTORY)
+    if config.target_endpoint_config is None:
+        return LifecycleCalls(action="rollback", calls=[], resources=resources, note=UNKNOWN_ROLLBACK_TARGET)
+    update = aws_call("sagemaker", "UpdateEndpoint", {"EndpointName": config.endpoint_name, "EndpointConfigName": config.target_endpoint_config})
+    return LifecycleCalls(action="rollback", calls=[update], resources=resources)
+
 
 class DryRunDeployer:
-    """The default deployer: returns the validated calls a deployment would make, and makes none."""
+    """The default deployer: returns the validated calls a plan would make, and makes none. It reads
+    nothing from AWS either, so it cannot tell what runs now (`current` is None)."""
 
     mode = "dry_run"
 
     def __init__(self, settings: Settings):
         self.settings = settings
 
-    def deploy(self, config: DeploymentConfig, plan_id: str) -> dict[str, Any]:
-        calls = build_deployment_calls(
-            config,
-            plan_id,
-            role_arn=self.settings.execution_role_arn,
-            default_image_uri=self.settings.default_image_uri,
-            data_capture_bucket=self.settings.data_capture_bucket,
-            region=self.settings.aws_region,
-        )
-        validate_calls(calls)
-        return {
+    def current(self, endpoint_name: str) -> dict[str, Any] | None:
+        return None
+
+    def deploy(
+        self,
+        config: PlanConfig,
+        plan_id: str,
+        *,
+        approved: dict[str, Any] | None = None,
+        vpc: dict[str, list[str]] | None = None,
+    ) -> dict[str, Any]:
+        planned = lifecycle_calls(config, plan_id, self.settings, current=None, vpc=vpc)
+        validate_calls(planned.calls)
+        result = {
             "mode": self.mode,
-            "status": "deployed",
-            "calls": calls,
-            "resources": resource_names(plan_id, config).model_dump(exclude_none=True),
+            "action": planned.action,
+            "status": SUCCESS_STATUS[config.action],
+            "calls": planned.calls,
+            "resources": planned.resources,
         }
+        return result | ({"note": planned.note} if planned.note else {})
+
+    def finish(self, deployment: dict[str, Any]) -> dict[str, Any]:
+        return deployment  # dry-run made every call in deploy already

@@ -1,0 +1,58 @@
+"""The `resolve` node: what the plan changes against what runs now.
+
+It sits between plan and guardrail. Through the deployer it reads the endpoint's current state (execute
+mode; dry-run cannot look, and the change says the state is unknown rather than inventing one) and
+records the change an approver reads: create or update and every field that differs, the config a
+rollback returns to, each resource a teardown deletes, or why the plan cannot run as it stands. What it
+read goes on the audit log (`resolve.N`). It only reads, so a re-run is harmless.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from langgraph.runtime import Runtime
+from pydantic import ValidationError
+
+from agentops.errors import AgentOpsError
+from agentops.guardrails import network_problem, vpc_required
+from agentops.schemas import Change, DeploymentConfig, parse_config
+from graph.context import Dependencies, dependencies_of
+from graph.state import PlanState
+from tools.sagemaker import EndpointState, vpc_config
+from tools.sagemaker_state import plan_change
+
+
+def planned_network(env: str, deps: Dependencies) -> tuple[dict[str, list[str]] | None, str | None]:
+    """The VPC a model gets in `env` (from settings, where policy requires one), and why it cannot, if so."""
+    subnets, groups = deps.settings.vpc_subnet_ids, deps.settings.vpc_security_group_ids
+    problem = network_problem(env, deps.policy, subnets, groups)
+    vpc = vpc_config(subnets, groups) if vpc_required(env, deps.policy) and problem is None else None
+    return vpc, problem
+
+
+def resolve(state: PlanState, runtime: Runtime[Dependencies]) -> dict[str, Any]:
+    try:
+        config = parse_config(state.get("config") or {})
+    except ValidationError:
+        return {"change": None}  # no usable config: the guardrail says why
+    deps = dependencies_of(runtime)
+    vpc, problem = planned_network(state["env"], deps)
+    try:
+        current = deps.deployer.current(config.endpoint_name)
+        state_now = EndpointState.model_validate(current) if current is not None else None
+        change = plan_change(config, state["plan_id"], deps.settings, current=state_now, vpc=vpc)
+    except AgentOpsError as error:
+        change = Change(action=None, known=False, summary=f"could not read what runs on {config.endpoint_name} now: {error}", error=str(error))
+    if problem and isinstance(config, DeploymentConfig):
+        # Dry-run shows the calls anyway; execute mode refuses to deploy without the network policy asks for.
+        if deps.settings.execute:
+            change.error = change.error or problem
+        else:
+            change.warnings.append(problem)
+    dumped = change.model_dump(mode="json")
+    if not change.known and not change.error:
+        # Nothing was read (dry-run): the change follows from the config alone, which plan.N records.
+        return {"change": dumped}
+    round_number = (state.get("planner") or {}).get("rounds", 1)
+    return {"change": dumped, "events": [{"step": f"resolve.{round_number}", "actor": "agentops", "payload": dumped}]}

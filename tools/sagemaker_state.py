@@ -1,0 +1,250 @@
+"""What runs now on an endpoint, read from AWS, and how a plan changes it (the diff an approver reads).
+
+Reading is execute mode only; in dry-run nothing is read and the change says the current state is unknown
+rather than inventing one. Everything here only reads.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from agentops.errors import AgentOpsError
+from agentops.schemas import Change, DeploymentConfig, FieldChange, PlanConfig
+from agentops.settings import Settings
+from tools.sagemaker import (
+    TAG_ENDPOINT,
+    TAG_PREVIOUS_CONFIG,
+    UNKNOWN_ROLLBACK_TARGET,
+    UNKNOWN_TEARDOWN_INVENTORY,
+    VARIANT_NAME,
+    AwsCall,
+    EndpointState,
+    OwnedResource,
+    call_subject,
+    lifecycle_calls,
+    monitoring_schedule_name,
+    resource_names,
+    rollback_target,
+    scalable_target,
+)
+from tools.sagemaker_aws import AwsCaller
+
+# --- reading -----------------------------------------------------------------------------------------
+
+
+def _tags(aws: AwsCaller, service: str, arn: str) -> dict[str, str]:
+    if service == "cloudwatch":
+        tags = aws.call("cloudwatch", "list_tags_for_resource", {"ResourceARN": arn}, operation="ListTagsForResource", subject=arn)["Tags"]
+    else:
+        tags = aws.call("sagemaker", "list_tags", {"ResourceArn": arn}, operation="ListTags", subject=arn)["Tags"]
+    return {tag["Key"]: tag["Value"] for tag in tags}
+
+
+def _belongs_to(aws: AwsCaller, service: str, arn: str, endpoint: str) -> bool:
+    return _tags(aws, service, arn).get(TAG_ENDPOINT) == endpoint
+
+
+def _describe(aws: AwsCaller, method: str, operation: str, **params: Any) -> dict[str, Any] | None:
+    return aws.call_unless_missing("sagemaker", method, params, operation=operation, subject=next(iter(params.values())))
+
+
+def _variant(variants: list[dict[str, Any]]) -> dict[str, Any]:
+    return next((v for v in variants if v.get("VariantName") == VARIANT_NAME), variants[0] if variants else {})
+
+
+def _read_serving(state: EndpointState, endpoint: dict[str, Any], config: dict[str, Any] | None, aws: AwsCaller) -> None:
+    if config is None:
+        return
+    variant = _variant(config.get("ProductionVariants", []))
+    live = _variant(endpoint.get("ProductionVariants", []))
+    state.instance_type = variant.get("InstanceType")
+    state.instance_count = live.get("CurrentInstanceCount") or variant.get("InitialInstanceCount")
+    capture = config.get("DataCaptureConfig") or {}
+    state.data_capture_percent = capture.get("InitialSamplingPercentage", 0) if capture.get("EnableCapture") else 0
+    state.model_name = variant.get("ModelName")
+    model = _describe(aws, "describe_model", "DescribeModel", ModelName=state.model_name) if state.model_name else None
+    if model:
+        container = model.get("PrimaryContainer") or {}
+        state.model_data_url = container.get("ModelDataUrl")
+        state.image_uri = container.get("Image")
+        state.vpc_subnet_ids = (model.get("VpcConfig") or {}).get("Subnets", [])
+
+
+def _read_scaling(state: EndpointState, aws: AwsCaller) -> None:
+    target = scalable_target(state.endpoint_name)
+    found = aws.call(
+        "application-autoscaling", "describe_scalable_targets",
+        {"ServiceNamespace": target["ServiceNamespace"], "ResourceIds": [target["ResourceId"]], "ScalableDimension": target["ScalableDimension"]},
+        operation="DescribeScalableTargets", subject=target["ResourceId"],
+    )["ScalableTargets"]  # fmt: skip
+    if not found:
+        return
+    state.autoscaling_min, state.autoscaling_max = found[0]["MinCapacity"], found[0]["MaxCapacity"]
+    policies = aws.call(
+        "application-autoscaling", "describe_scaling_policies",
+        {"ServiceNamespace": target["ServiceNamespace"], "ResourceId": target["ResourceId"], "ScalableDimension": target["ScalableDimension"]},
+        operation="DescribeScalingPolicies", subject=target["ResourceId"],
+    )["ScalingPolicies"]  # fmt: skip
+    state.scaling_policies = [policy["PolicyName"] for policy in policies]
+
+
+def _read_monitoring(state: EndpointState, aws: AwsCaller) -> str | None:
+    """The endpoint's schedule (its name is AgentOps's own), and the job definition it runs."""
+    schedule = _describe(aws, "describe_monitoring_schedule", "DescribeMonitoringSchedule", MonitoringScheduleName=monitoring_schedule_name(state.endpoint_name))
+    if schedule is None or not _belongs_to(aws, "sagemaker", schedule["MonitoringScheduleArn"], state.endpoint_name):
+        return None
+    state.monitoring_schedule = schedule["MonitoringScheduleName"]
+    return schedule.get("MonitoringScheduleConfig", {}).get("MonitoringJobDefinitionName")
+
+
+def _read_owned(aws: AwsCaller, state: EndpointState, configs: dict[str, dict[str, Any] | None], job_definition: str | None) -> list[OwnedResource]:
+    """What AgentOps created for this endpoint: only resources carrying its TAG_ENDPOINT count."""
+    name = state.endpoint_name
+    owned: list[OwnedResource] = []
+    models: list[str] = []
+    for config_name, config in configs.items():
+        if config is None or not _belongs_to(aws, "sagemaker", config["EndpointConfigArn"], name):
+            continue
+        owned.append(OwnedResource(kind="endpoint_config", name=config_name))
+        models += [v["ModelName"] for v in config.get("ProductionVariants", []) if v.get("ModelName") not in models]
+    for model_name in models:
+        model = _describe(aws, "describe_model", "DescribeModel", ModelName=model_name)
+        if model and _belongs_to(aws, "sagemaker", model["ModelArn"], name):
+            owned.append(OwnedResource(kind="model", name=model_name))
+    if job_definition:
+        job = _describe(aws, "describe_data_quality_job_definition", "DescribeDataQualityJobDefinition", JobDefinitionName=job_definition)
+        if job and _belongs_to(aws, "sagemaker", job["JobDefinitionArn"], name):
+            owned.append(OwnedResource(kind="data_quality_job_definition", name=job_definition))
+    alarms = aws.call("cloudwatch", "describe_alarms", {"AlarmNamePrefix": f"{name}-"}, operation="DescribeAlarms", subject=f"{name}-*")["MetricAlarms"]
+    owned += [OwnedResource(kind="alarm", name=a["AlarmName"]) for a in alarms if _belongs_to(aws, "cloudwatch", a["AlarmArn"], name)]
+    return owned
+
+
+def read_endpoint_state(aws: AwsCaller, endpoint_name: str) -> EndpointState:
+    endpoint = _describe(aws, "describe_endpoint", "DescribeEndpoint", EndpointName=endpoint_name)
+    if endpoint is None:
+        return EndpointState(endpoint_name=endpoint_name)
+    tags = _tags(aws, "sagemaker", endpoint["EndpointArn"])
+    state = EndpointState(
+        endpoint_name=endpoint_name,
+        exists=True,
+        arn=endpoint["EndpointArn"],
+        status=endpoint["EndpointStatus"],
+        endpoint_config=endpoint.get("EndpointConfigName"),
+        pending_endpoint_config=(endpoint.get("PendingDeploymentSummary") or {}).get("EndpointConfigName"),
+        failure_reason=endpoint.get("FailureReason"),
+        managed=tags.get(TAG_ENDPOINT) == endpoint_name,
+        previous_endpoint_config=tags.get(TAG_PREVIOUS_CONFIG),
+    )
+    names = dict.fromkeys(n for n in (state.endpoint_config, state.previous_endpoint_config) if n)
+    configs = {n: _describe(aws, "describe_endpoint_config", "DescribeEndpointConfig", EndpointConfigName=n) for n in names}
+    _read_serving(state, endpoint, configs.get(state.endpoint_config or ""), aws)
+    _read_scaling(state, aws)
+    # Only endpoints that capture data can have a schedule (Model Monitor reads the captured traffic).
+    job_definition = _read_monitoring(state, aws) if state.data_capture_percent > 0 else None
+    state.owned = _read_owned(aws, state, configs, job_definition)
+    return state
+
+
+# --- the change ----------------------------------------------------------------------------------------
+
+_REMOVAL_LABELS = {
+    "DeleteScalingPolicy": "scaling policy",
+    "DeregisterScalableTarget": "autoscaling target",
+    "DeleteMonitoringSchedule": "monitoring schedule",
+    "DeleteEndpoint": "endpoint",
+    "DeleteEndpointConfig": "endpoint config",
+    "DeleteModel": "model",
+    "DeleteDataQualityJobDefinition": "data quality job definition",
+    "DeleteAlarms": "alarms",
+}
+
+
+def removal(call: AwsCall) -> str:
+    label = _REMOVAL_LABELS.get(call["operation"], call["operation"])
+    subject = call_subject(call)
+    if call["operation"] == "DeleteScalingPolicy":
+        subject = call["params"]["PolicyName"]
+    return f"{label} {subject}"
+
+
+def _serving_summary(model: str | None, count: int | None, instance_type: str | None) -> str:
+    return f"{model or 'unknown model'} on {count or '?'} x {instance_type or '?'}"
+
+
+def deployment_diff(config: DeploymentConfig, plan_id: str, settings: Settings, current: EndpointState, vpc: dict[str, list[str]] | None) -> list[FieldChange]:
+    """Every field whose planned value differs from what runs now (all of them for a new endpoint)."""
+    names = resource_names(plan_id, config)
+    planned = {
+        "endpoint_config": names.endpoint_config,
+        "model": names.model,
+        "model_data_url": config.model_data_url,
+        "image_uri": config.image_uri or settings.default_image_uri,
+        "instance_type": config.instance_type,
+        "instance_count": config.instance_count,
+        "autoscaling": f"{config.autoscaling_min}-{config.autoscaling_max}" if config.autoscaling_enabled else None,
+        "data_capture_percent": config.data_capture_percent,
+        "vpc_subnet_ids": (vpc or {}).get("Subnets", []),
+    }
+    now = {
+        "endpoint_config": current.endpoint_config,
+        "model": current.model_name,
+        "model_data_url": current.model_data_url,
+        "image_uri": current.image_uri,
+        "instance_type": current.instance_type,
+        "instance_count": current.instance_count,
+        "autoscaling": f"{current.autoscaling_min}-{current.autoscaling_max}" if current.autoscaled else None,
+        "data_capture_percent": current.data_capture_percent if current.exists else None,
+        "vpc_subnet_ids": current.vpc_subnet_ids if current.exists else None,
+    }
+    return [FieldChange(field=key, current=now[key], planned=value) for key, value in planned.items() if now[key] != value]
+
+
+def unknown_change(config: PlanConfig) -> Change:
+    if isinstance(config, DeploymentConfig):
+        summary = (f"the current state is unknown (dry-run reads nothing from AWS): endpoint {config.endpoint_name} "
+                   "is created, or updated if it exists")  # fmt: skip
+        return Change(action=None, known=False, summary=summary)
+    summary = UNKNOWN_ROLLBACK_TARGET if config.action == "rollback" else UNKNOWN_TEARDOWN_INVENTORY
+    return Change(action=config.action, known=False, summary=summary)
+
+
+def plan_change(
+    config: PlanConfig,
+    plan_id: str,
+    settings: Settings,
+    *,
+    current: EndpointState | None,
+    vpc: dict[str, list[str]] | None = None,
+) -> Change:
+    """What the plan does to what runs now. A plan the current state makes impossible (an endpoint AgentOps
+    did not create, nothing to roll back to) says why in `error`: the deploy step will refuse it."""
+    if current is None:
+        return unknown_change(config)
+    snapshot = current.model_dump(mode="json")
+    if isinstance(config, DeploymentConfig):
+        action = "update" if current.exists else "create"
+    else:
+        action = config.action
+    try:
+        planned = lifecycle_calls(config, plan_id, settings, current=current, vpc=vpc)
+    except AgentOpsError as error:
+        return Change(action=action, known=True, summary=f"{action} of endpoint {config.endpoint_name} is not possible: {error}", current=snapshot, error=str(error))
+    name = config.endpoint_name
+    if isinstance(config, DeploymentConfig):
+        diff = deployment_diff(config, plan_id, settings, current, vpc)
+        target = _serving_summary(resource_names(plan_id, config).model, config.instance_count, config.instance_type)
+        if current.exists:
+            now = _serving_summary(current.model_name, current.instance_count, current.instance_type)
+            summary = f"update endpoint {name} ({current.status}) from {now} to {target}, {config.deployment_strategy.replace('_', ' ')}"
+        else:
+            summary = f"create endpoint {name} with {target}: nothing runs there now"
+        return Change(action=action, known=True, summary=summary, current=snapshot, diff=diff)
+    if config.action == "rollback":
+        target_config = rollback_target(config, current)
+        diff = [FieldChange(field="endpoint_config", current=current.endpoint_config, planned=target_config)]
+        summary = f"roll back endpoint {name} ({current.status}) from {current.endpoint_config} to {target_config}"
+        return Change(action="rollback", known=True, summary=summary, current=snapshot, diff=diff)
+    removes = [removal(call) for call in planned.calls]
+    summary = f"tear down endpoint {name}: delete {len(removes)} resources AgentOps created for it"
+    return Change(action="teardown", known=True, summary=summary, current=snapshot, removes=removes)
