@@ -31,6 +31,15 @@ def approval_only_graph():
     return builder.compile(checkpointer=InMemorySaver())
 
 
+def looping_approval_graph():
+    """approval → (still pending? back to approval) — the loop the workflow makes through its audit node."""
+    builder = StateGraph(PlanState)
+    builder.add_node("approval", approval)
+    builder.add_edge(START, "approval")
+    builder.add_conditional_edges("approval", lambda s: "approval" if s["status"] == "pending_approval" else END, ["approval", END])
+    return builder.compile(checkpointer=InMemorySaver())
+
+
 def test_pauses_with_what_the_approver_needs(make_deps):
     graph, deps = approval_only_graph(), make_deps()
     config = {"configurable": {"thread_id": "p1"}}
@@ -42,7 +51,7 @@ def test_pauses_with_what_the_approver_needs(make_deps):
 
     final = graph.invoke(Command(resume={"approved": True, "approver": "bob@example.com", "reason": "ok"}), config, context=deps)
     assert final["status"] == "approved" and final["decision"]["approver"] == "bob@example.com"
-    assert final["events"][-1]["step"] == "approval.decision"
+    assert final["events"][-1]["step"] == "approval.decision.1"
 
 
 def call_with_answer(make_deps, answer, state=None, **dep_overrides):
@@ -76,6 +85,39 @@ def test_an_answer_after_the_deadline_expires_the_plan(make_deps):
     late = FIXED_NOW + timedelta(hours=25)
     final = call_with_answer(make_deps, {"approved": True, "approver": "bob"}, clock=lambda: late)
     assert final["status"] == "expired" and not final.get("decision")
+
+
+def two_approver_policy(policy):
+    rules = policy.approval.model_copy(update={"approvers_required": {"prod": 2}})
+    return policy.model_copy(update={"approval": rules})
+
+
+def test_two_approvers_mean_two_passes_and_two_different_people(make_deps, policy):
+    graph, deps = looping_approval_graph(), make_deps(policy=two_approver_policy(policy))
+    config = {"configurable": {"thread_id": "p2"}}
+    first = graph.invoke(pending_state(), config, context=deps)
+    assert first["__interrupt__"][0].value["approvers_required"] == 2
+
+    after_bob = graph.invoke(Command(resume={"approved": True, "approver": "bob", "reason": "ok"}), config, context=deps)
+    assert after_bob["status"] == "pending_approval" and not after_bob.get("decision")
+    assert after_bob["__interrupt__"][0].value["approved_by"] == ["bob"], "asks again, showing who approved"
+
+    again = graph.invoke(Command(resume={"approved": True, "approver": " BOB ", "reason": "twice"}), config, context=deps)
+    assert again["status"] == "pending_approval" and "decided on this plan already" in again["events"][-1]["payload"]["reason"]
+
+    done = graph.invoke(Command(resume={"approved": True, "approver": "carol", "reason": "ok"}), config, context=deps)
+    assert done["status"] == "approved" and done["decision"]["approver"] == "carol"
+    steps = [e["step"] for e in done["events"]]
+    assert steps == ["approval.decision.1", "approval.refused.1", "approval.decision.2"]
+
+
+def test_one_rejection_ends_a_two_approver_plan(make_deps, policy):
+    graph, deps = looping_approval_graph(), make_deps(policy=two_approver_policy(policy))
+    config = {"configurable": {"thread_id": "p3"}}
+    graph.invoke(pending_state(), config, context=deps)
+    graph.invoke(Command(resume={"approved": True, "approver": "bob"}), config, context=deps)
+    done = graph.invoke(Command(resume={"approved": False, "approver": "carol", "reason": "no"}), config, context=deps)
+    assert done["status"] == "rejected" and done["decision"]["approver"] == "carol"
 
 
 def test_node_called_directly_outside_a_graph_cannot_skip_the_interrupt(make_deps):

@@ -1,8 +1,11 @@
 """The plan index: one row per plan (status, env, requester, timestamps) in the embedded SQLite file.
 
 LangGraph has no "list threads" API; lists and the approvals queue read this table, never a scan of
-checkpoints. A human decision is a conditional update on it (`... WHERE status = 'pending_approval'`)
-checked by its row count, so of two racing approvers exactly one wins.
+checkpoints. Human decisions live in a second table, one row per decision in numbered slots: a decision
+is a conditional insert (the plan pending and unexpired, the approver not the requester) checked by its
+row count, and the slot and approver constraints make of racing approvers exactly one win each slot —
+and no one fill two. The plan's status moves to approved once enough slots hold approvals (policy
+`approval.approvers_required`), to rejected on the first rejection.
 """
 
 from __future__ import annotations
@@ -13,7 +16,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from agentops.schemas import Decision, PlanSummary
+from agentops.policy import person_key
+from agentops.schemas import TERMINAL_STATUSES, Decision, PlanSummary
 from tools.sqlite_db import connection
 
 _SCHEMA = """
@@ -31,11 +35,21 @@ CREATE TABLE IF NOT EXISTS plans (
     decision      TEXT
 );
 CREATE INDEX IF NOT EXISTS plans_status ON plans (status, created_at);
+CREATE TABLE IF NOT EXISTS decisions (
+    plan_id      TEXT NOT NULL REFERENCES plans (plan_id),
+    slot         INTEGER NOT NULL,   -- 1 for a plan's first decision, 2 for its second, ...
+    approver     TEXT NOT NULL,
+    approver_key TEXT NOT NULL,      -- lower-cased approver: one person never fills two slots
+    approved     INTEGER NOT NULL,
+    decision     TEXT NOT NULL,      -- the Decision as JSON
+    PRIMARY KEY (plan_id, slot),
+    UNIQUE (plan_id, approver_key)
+);
 """
 
 # Once a human has decided (or the request expired), the workflow's own progress reports may move the
 # plan forward but never back to waiting for a decision.
-_DECIDED = ("approved", "rejected", "expired", "deployed", "rolled_back", "failed")
+_DECIDED = tuple(sorted(TERMINAL_STATUSES | {"approved", "deploying"}))
 
 
 class SqlitePlanIndex:
@@ -78,18 +92,42 @@ class SqlitePlanIndex:
             ),
         )  # fmt: skip
 
-    def decide(self, plan_id: str, decision: Decision, now: datetime) -> bool:
-        """Move a pending, unexpired plan to approved/rejected. True for the one caller that wins."""
-        status = "approved" if decision.approved else "rejected"
-        return (
-            self._execute(
-                "UPDATE plans SET status = ?, decision = ?, updated_at = ? "
-                "WHERE plan_id = ? AND status = 'pending_approval' AND requester <> ? "
-                "AND (expires_at IS NULL OR expires_at > ?)",
-                (status, decision.model_dump_json(), now.isoformat(), plan_id, decision.approver, now.isoformat()),
-            )
-            == 1
-        )
+    def decide(self, plan_id: str, decision: Decision, now: datetime, required: int = 1) -> int | None:
+        """Record one decision on a pending, unexpired plan; the slot it filled, or None if it did not count.
+
+        It does not count when the plan is not pending (decided, expired, unknown), the approver is the
+        requester, or the approver has decided on this plan already. The plan becomes `rejected` on a
+        rejection and `approved` when the `required`-th approval lands; before that it stays pending.
+        """
+        with connection(self.path) as conn:
+            # IMMEDIATE takes the write lock first, so the slot count and the insert cannot interleave
+            # with another approver's; the constraints would refuse a duplicate slot or approver anyway.
+            conn.execute("BEGIN IMMEDIATE")
+            inserted = conn.execute(
+                "INSERT INTO decisions (plan_id, slot, approver, approver_key, approved, decision) "
+                "SELECT plan_id, (SELECT COUNT(*) + 1 FROM decisions WHERE plan_id = ?), ?, ?, ?, ? FROM plans "
+                "WHERE plan_id = ? AND status = 'pending_approval' AND lower(trim(requester)) <> ? "
+                "AND (expires_at IS NULL OR expires_at > ?) "
+                "ON CONFLICT DO NOTHING",
+                (plan_id, decision.approver, person_key(decision.approver), decision.approved, decision.model_dump_json(),
+                 plan_id, person_key(decision.approver), now.isoformat()),
+            )  # fmt: skip
+            if inserted.rowcount != 1:
+                conn.execute("ROLLBACK")
+                return None
+            slot = conn.execute("SELECT slot FROM decisions WHERE rowid = ?", (inserted.lastrowid,)).fetchone()["slot"]
+            if not decision.approved or slot >= required:
+                conn.execute(
+                    "UPDATE plans SET status = ?, decision = ?, updated_at = ? WHERE plan_id = ?",
+                    ("approved" if decision.approved else "rejected", decision.model_dump_json(), now.isoformat(), plan_id),
+                )
+            conn.execute("COMMIT")
+            return slot
+
+    def decisions(self, plan_id: str) -> list[Decision]:
+        """A plan's decisions in the order they were made (slot 1 first)."""
+        rows = self._select("SELECT decision FROM decisions WHERE plan_id = ? ORDER BY slot", (plan_id,))
+        return [Decision.model_validate_json(row["decision"]) for row in rows]
 
     def expire(self, plan_id: str, now: datetime) -> bool:
         """Mark one overdue pending plan expired. True if this call expired it."""
@@ -112,9 +150,9 @@ class SqlitePlanIndex:
         rows = self._select("SELECT * FROM plans WHERE plan_id = ?", (plan_id,))
         return _summary(rows[0]) if rows else None
 
-    def list(self, status: str | None = None, env: str | None = None, limit: int = 100) -> list[PlanSummary]:
+    def list(self, status: str | None = None, env: str | None = None, requester: str | None = None, limit: int = 100) -> list[PlanSummary]:
         clauses, params = [], []
-        for column, value in (("status", status), ("env", env)):
+        for column, value in (("status", status), ("env", env), ("requester", requester)):
             if value is not None:
                 clauses.append(f"{column} = ?")
                 params.append(value)

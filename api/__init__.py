@@ -1,0 +1,5 @@
+"""The HTTP service: a FastAPI app over agentops.service (routes, authentication, the approvals page)."""
+
+from api.app import create_app
+
+__all__ = ["create_app"]

@@ -1,0 +1,252 @@
+"""Who is calling, and what they may do.
+
+Two ways in, one result (a `Principal`: a person and their roles):
+
+- **API keys**, for scripts and the approvals page. Stored as SHA-256 hashes only (keys file and/or
+  AGENTOPS_API_KEYS). A plain hash is enough because keys are 256-bit random strings, not passwords: there
+  is nothing to brute-force. Looking the hash up in a dict leaks timing about the *hash* at most, which
+  says nothing usable about a key.
+- **Bearer JWTs** from the team's OIDC provider (e.g. Cognito), verified against its JWKS; the roles come
+  from a claim (Cognito groups named like the roles).
+
+Roles: `viewer` reads; `requester` submits intents; `approver` decides; `admin` may do all of it. Every
+role can read. Whoever decides is the authenticated caller, never a name in the request.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import os
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import jwt
+from fastapi import Depends, Request
+from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import BaseModel, Field, ValidationError
+
+from agentops.errors import AgentOpsError
+from agentops.settings import Settings
+from api.errors import ApiError
+
+Role = Literal["viewer", "requester", "approver", "admin"]
+ROLES: tuple[str, ...] = ("viewer", "requester", "approver", "admin")
+logger = logging.getLogger("agentops.api")
+KEY_PREFIX = "ak_"  # tells an API key from a JWT at a glance, and makes leaked keys easy to grep for
+
+# The demo identities `agentops serve --dev-keys` creates on first start.
+DEV_IDENTITIES: dict[str, list[str]] = {
+    "alice@example.com": ["requester"],
+    "bob@example.com": ["approver"],
+    "carol@example.com": ["approver"],
+    "victor@example.com": ["viewer"],
+    "admin@example.com": ["admin"],
+}
+
+
+@dataclass(frozen=True)
+class Principal:
+    name: str
+    roles: frozenset[str]
+    via: Literal["api_key", "oidc"]
+
+    def can(self, role: Role) -> bool:
+        return "admin" in self.roles or role in self.roles or (role == "viewer" and bool(self.roles))
+
+
+# --- API keys ----------------------------------------------------------------------------------------
+
+
+class KeyEntry(BaseModel):
+    name: str = Field(min_length=1, max_length=200, description="The person (or service) the key belongs to.")
+    roles: list[Role] = Field(min_length=1)
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$", description="SHA-256 of the key, hex; the key itself is never stored.")
+
+
+class KeyFile(BaseModel):
+    keys: list[KeyEntry] = Field(default_factory=list)
+
+
+def hash_key(key: str) -> str:
+    return hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def new_key() -> str:
+    return KEY_PREFIX + secrets.token_urlsafe(32)
+
+
+def _first_error(exc: ValidationError) -> str:
+    problem = exc.errors()[0]
+    where = ".".join(map(str, problem["loc"]))
+    return f"{where}: {problem['msg']}" if where else problem["msg"]
+
+
+def _parse(text: str, where: str) -> KeyFile:
+    try:
+        return KeyFile.model_validate_json(text)
+    except ValidationError as exc:
+        raise AgentOpsError(f"API keys in {where} are not valid: {_first_error(exc)}") from None
+
+
+class ApiKeys:
+    def __init__(self, entries: list[KeyEntry]):
+        self._by_hash = {e.sha256: Principal(e.name.strip(), frozenset(e.roles), "api_key") for e in entries}
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> ApiKeys:
+        entries: list[KeyEntry] = []
+        if settings.api_keys_path.exists():
+            entries += _parse(settings.api_keys_path.read_text(), str(settings.api_keys_path)).keys
+        if settings.api_keys:
+            entries += _parse(settings.api_keys, "AGENTOPS_API_KEYS").keys
+        return cls(entries)
+
+    def __len__(self) -> int:
+        return len(self._by_hash)
+
+    def identify(self, key: str) -> Principal | None:
+        return self._by_hash.get(hash_key(key))
+
+
+def add_key(path: Path, name: str, roles: list[str]) -> str:
+    """Create a key for `name`, store its hash in the keys file, and return the key (shown once)."""
+    key = new_key()
+    try:
+        entry = KeyEntry.model_validate({"name": name, "roles": roles, "sha256": hash_key(key)})
+    except ValidationError as exc:
+        raise AgentOpsError(f"{_first_error(exc)} (roles: {', '.join(ROLES)})") from None
+    current = _parse(path.read_text(), str(path)) if path.exists() else KeyFile()
+    _write(path, KeyFile(keys=[*current.keys, entry]))
+    return key
+
+
+def create_dev_keys(path: Path) -> dict[str, str] | None:
+    """On first start only: demo keys for DEV_IDENTITIES (name → key, to print once). None if the file exists."""
+    if path.exists():
+        return None
+    keys = {name: new_key() for name in DEV_IDENTITIES}
+    _write(path, KeyFile(keys=[KeyEntry(name=n, roles=DEV_IDENTITIES[n], sha256=hash_key(k)) for n, k in keys.items()]))
+    return keys
+
+
+def _write(path: Path, keys: KeyFile) -> None:
+    # Written whole to a private temporary file, then renamed: a crash never leaves half a keys file.
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as out:
+        out.write(keys.model_dump_json(indent=2) + "\n")
+    tmp.replace(path)
+
+
+# --- OIDC bearer tokens ------------------------------------------------------------------------------
+
+
+class OidcVerifier:
+    """Checks a JWT's signature against the issuer's JWKS (fetched and cached by PyJWKClient), its issuer,
+    audience (when configured) and expiry; names the caller from a claim and reads roles from another."""
+
+    ALGORITHMS = ["RS256", "RS384", "RS512", "ES256", "ES384"]
+
+    def __init__(self, settings: Settings):
+        assert settings.oidc_issuer
+        self.issuer = settings.oidc_issuer
+        self.audience = settings.oidc_audience
+        self.roles_claim = settings.oidc_roles_claim
+        self.name_claim = settings.oidc_name_claim
+        jwks_url = settings.oidc_jwks_url or self.issuer.rstrip("/") + "/.well-known/jwks.json"
+        self._jwks = jwt.PyJWKClient(jwks_url, cache_keys=True, lifespan=300, timeout=5)
+
+    def identify(self, token: str) -> Principal:
+        """Blocking (it may fetch the JWKS): call it from a worker thread."""
+        try:
+            key = self._jwks.get_signing_key_from_jwt(token)
+        except jwt.PyJWKClientConnectionError:
+            raise ApiError(503, "identity_provider_unreachable", "the identity provider's signing keys could not be fetched; try again") from None
+        except (jwt.PyJWKClientError, jwt.InvalidTokenError) as exc:
+            raise _unauthorized(f"bearer token not accepted: {exc}") from None
+        try:
+            claims = jwt.decode(
+                token, key.key, algorithms=self.ALGORITHMS, issuer=self.issuer, audience=self.audience,
+                options={"require": ["exp", "iss"], "verify_aud": self.audience is not None},
+            )  # fmt: skip
+        except jwt.InvalidTokenError as exc:
+            raise _unauthorized(f"bearer token not accepted: {exc}") from None
+        name = claims.get(self.name_claim) or claims.get("sub")
+        if not isinstance(name, str) or not name.strip():
+            raise _unauthorized(f"bearer token names nobody (no '{self.name_claim}' or 'sub' claim)")
+        return Principal(name.strip(), frozenset(_roles(claims.get(self.roles_claim))), "oidc")
+
+
+def _roles(claim: Any) -> list[str]:
+    values = claim.split() if isinstance(claim, str) else claim if isinstance(claim, list) else []
+    return [v for v in values if v in ROLES]
+
+
+# --- the FastAPI side -------------------------------------------------------------------------------
+
+_bearer = HTTPBearer(auto_error=False, scheme_name="bearer", description="An API key (ak_…) or an OIDC access/ID token (JWT).")
+_api_key_header = APIKeyHeader(name="X-API-Key", auto_error=False, scheme_name="apiKey", description="An API key (ak_…).")
+
+
+def _unauthorized(message: str) -> ApiError:
+    return ApiError(401, "unauthorized", message, headers={"WWW-Authenticate": "Bearer"})
+
+
+class Authenticator:
+    def __init__(self, settings: Settings):
+        self.settings = settings
+        self.keys = ApiKeys.from_settings(settings)  # a broken keys file stops the server here, before it listens
+        self._keys_stamp = _stamp(settings.api_keys_path)
+        self.oidc = OidcVerifier(settings) if settings.oidc_issuer else None
+
+    async def identify(self, credential: str | None) -> Principal:
+        if not credential:
+            raise _unauthorized("no credentials: send 'Authorization: Bearer <API key or token>' or 'X-API-Key: <API key>'")
+        if credential.startswith(KEY_PREFIX) or self.oidc is None or credential.count(".") != 2:
+            principal = self._current_keys().identify(credential)
+            if principal is None:
+                raise _unauthorized("unknown API key")
+            return principal
+        return await asyncio.to_thread(self.oidc.identify, credential)
+
+    def _current_keys(self) -> ApiKeys:
+        """Re-read the keys file when it changed (`agentops keys add`, a revoked line): no restart needed.
+        A broken edit keeps the keys that were in force, and says so in the log."""
+        stamp = _stamp(self.settings.api_keys_path)
+        if stamp != self._keys_stamp:
+            try:
+                self.keys = ApiKeys.from_settings(self.settings)
+            except AgentOpsError as exc:
+                logger.error("keeping the previous API keys: %s", exc)
+            self._keys_stamp = stamp
+        return self.keys
+
+
+def _stamp(path: Path) -> tuple[int, int] | None:
+    try:
+        info = path.stat()
+    except FileNotFoundError:
+        return None
+    return info.st_mtime_ns, info.st_size
+
+
+def require(role: Role):
+    """A route dependency: the caller, who must hold `role` (401 without valid credentials, 403 without the role)."""
+
+    async def caller(
+        request: Request,
+        bearer: HTTPAuthorizationCredentials | None = Depends(_bearer),
+        api_key: str | None = Depends(_api_key_header),
+    ) -> Principal:
+        principal = await request.app.state.auth.identify(bearer.credentials if bearer else api_key)
+        if not principal.can(role):
+            held = ", ".join(sorted(principal.roles)) or "no AgentOps role"
+            raise ApiError(403, "forbidden", f"{principal.name} has {held}; this needs the {role} role")
+        return principal
+
+    return caller

@@ -1,0 +1,88 @@
+"""ASGI middleware: a cap on request bodies, per-route request metrics, and headers every response carries."""
+
+from __future__ import annotations
+
+import json
+
+from starlette.exceptions import HTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from api.errors import error_body
+from api.observe import Metrics
+
+
+class BodyLimit:
+    """Refuses bodies over `max_bytes` with 413 in the service's error shape: by Content-Length before
+    reading, or while reading a body that declared none (chunked) or lied about its length.
+
+    (FastAPI's own `max_body_size` answers in plain text, outside the app's middleware and handlers.)"""
+
+    def __init__(self, app: ASGIApp, max_bytes: int):
+        self.app, self.max_bytes = app, max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        declared = dict(scope["headers"]).get(b"content-length")
+        if declared is not None and (not declared.isdigit() or int(declared) > self.max_bytes):
+            body = json.dumps(error_body("too_large", self.message)).encode()
+            await send({"type": "http.response.start", "status": 413,
+                        "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})  # fmt: skip
+            return await send({"type": "http.response.body", "body": body})
+        received = 0
+
+        async def limited_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            received += len(message.get("body", b"")) if message["type"] == "http.request" else 0
+            if received > self.max_bytes:
+                # FastAPI passes an HTTPException raised while it reads the body on to the handlers.
+                raise HTTPException(413, self.message)
+            return message
+
+        await self.app(scope, limited_receive, send)
+
+    @property
+    def message(self) -> str:
+        return f"the request body is larger than {self.max_bytes} bytes"
+
+
+class RequestMetrics:
+    """Counts requests by route template (never the raw path: plan ids would explode the label set)."""
+
+    def __init__(self, app: ASGIApp, metrics: Metrics):
+        self.app, self.metrics = app, metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        status = 500
+
+        async def recording_send(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, recording_send)
+        finally:
+            route = getattr(scope.get("route"), "path", None) or "unmatched"
+            self.metrics.requests.labels(route=route, method=scope["method"], status=str(status)).inc()
+
+
+class SecurityHeaders:
+    def __init__(self, app: ASGIApp):
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+
+        async def with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = [*message.get("headers", []), (b"x-content-type-options", b"nosniff"),
+                                      (b"referrer-policy", b"no-referrer"), (b"cache-control", b"no-store")]  # fmt: skip
+            await send(message)
+
+        await self.app(scope, receive, with_headers)
