@@ -1,12 +1,16 @@
-# Two commands a new user needs: `make run` (install, then walk a prod intent through the workflow on
-# the embedded defaults) and `make test` (install, then run the test suite).
+# Two commands a new user needs: `make run` (install, then start the HTTP service and approvals page on the
+# embedded defaults, printing its address and, on first start, demo API keys) and `make test` (install,
+# then run the test suite). `make demo` walks one prod intent through the workflow in the terminal.
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test install bench clean
+.PHONY: run demo test install bench clean
 
 run: install
+	$(BIN)/agentops serve --dev-keys
+
+demo: install
 	$(BIN)/agentops demo
 
 test: install

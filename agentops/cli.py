@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 import typer
+from pydantic import ValidationError
 from rich.console import Console
 from rich.table import Table
 
@@ -22,9 +23,11 @@ from agentops.service import Orchestrator
 
 app = typer.Typer(help="AgentOps: plan, check, approve and deploy SageMaker models from plain-language intents.", no_args_is_help=True, pretty_exceptions_enable=False)
 kb_app = typer.Typer(help="Search the policy knowledge base.", no_args_is_help=True)
-audit_app = typer.Typer(help="Inspect and verify the audit log.", no_args_is_help=True)
+audit_app = typer.Typer(help="Inspect, verify, digest, sync and export the audit trail.", no_args_is_help=True)
 app.add_typer(kb_app, name="kb")
 app.add_typer(audit_app, name="audit")
+keys_app = typer.Typer(help="API keys for the HTTP service (stored hashed).", no_args_is_help=True)
+app.add_typer(keys_app, name="keys")
 
 console = Console()
 JsonOption = typer.Option(False, "--json", help="Print JSON for machines instead of tables.")
@@ -59,9 +62,28 @@ def _print_report(report: dict[str, Any]) -> None:
         console.print("[bold]needs human approval:[/] " + "; ".join(report.get("approval_reasons", [])))
 
 
+def _print_change(change: dict[str, Any]) -> None:
+    """What the plan changes against what runs now: the diff an approver reads."""
+    console.print(f"change: {change['summary']}", highlight=False)
+    if change.get("diff"):
+        table = Table("field", "now", "planned", title="against what runs now", title_justify="left")
+        for row in change["diff"]:
+            table.add_row(row["field"], "-" if row["current"] is None else str(row["current"]), "-" if row["planned"] is None else str(row["planned"]))
+        console.print(table)
+    for resource in change.get("removes", []):
+        console.print(f"  deletes {resource}", highlight=False)
+    for warning in change.get("warnings", []):
+        console.print(f"[yellow]warning:[/] {warning}")
+    if change.get("error"):
+        console.print(f"[red]cannot run as it stands:[/] {change['error']}")
+
+
 def _print_plan(view: dict[str, Any]) -> None:
     if view.get("plan_id"):
         console.print(f"plan [bold]{view['plan_id']}[/]  status [bold]{view.get('status')}[/]  env {view.get('env')}  requester {view.get('requester')}")
+    planner = view.get("planner") or {}
+    if planner.get("llm_calls") or planner.get("fallback"):
+        console.print(f"planner {planner['name']}: {planner['rounds']} round(s), {planner['llm_calls']} LLM call(s), {planner['tokens']} tokens", highlight=False)
     if view.get("config"):
         table = Table("field", "value", title="deployment config", title_justify="left")
         ordered = [f for f in DeploymentConfig.model_fields if f in view["config"]] + [f for f in view["config"] if f not in DeploymentConfig.model_fields]
@@ -70,7 +92,10 @@ def _print_plan(view: dict[str, Any]) -> None:
             pinned = " (as requested)" if key in (view.get("pinned") or []) else ""
             table.add_row(key, f"{value}{pinned}")
         console.print(table)
-    _print_report(view)
+    if view.get("change"):
+        _print_change(view["change"])
+    if view.get("verdict"):  # a plan that failed before the guardrail has none
+        _print_report(view)
     if view.get("evidence"):
         table = Table("policy", "section", "score", title="policy evidence", title_justify="left")
         for e in view["evidence"]:
@@ -83,6 +108,8 @@ def _print_plan(view: dict[str, Any]) -> None:
         dep = view["deployment"]
         ops = ", ".join(c["operation"] for c in dep.get("calls", []))
         console.print(f"deployment ({dep.get('mode')}): {dep.get('status')}" + (f" — calls: {ops}" if ops else ""))
+        if dep.get("created") and dep.get("status") == "failed":
+            console.print("created before the failure: " + ", ".join(dep["created"]), highlight=False)
     if view.get("error"):
         console.print(f"[red]error:[/] {view['error']}")
     if view.get("status") == "pending_approval":
@@ -211,9 +238,9 @@ def reject_command(
 @kb_app.command("search")
 def kb_search_command(question: str, k: int = typer.Option(3, "--k", min=1, max=20), as_json: bool = JsonOption) -> None:
     """Find the policy passages that answer a question."""
-    from tools.policy_store import PolicyStore
+    from graph.runtime import build_retriever
 
-    results = PolicyStore.from_settings(Settings()).search(question, k=k)
+    results = build_retriever(Settings()).search(question, k=k)
     if as_json:
         _emit_json([e.model_dump(mode="json") for e in results])
         return
@@ -221,30 +248,101 @@ def kb_search_command(question: str, k: int = typer.Option(3, "--k", min=1, max=
         console.print(f"[bold]{e.policy} § {e.section}[/]  (score {e.score:.3f})\n{e.text}\n")
 
 
-def _audit_log():
-    from tools.audit_log import SqliteAuditLog
+def _audit_trail():
+    from tools.audit_trail import build_audit_trail
 
-    return SqliteAuditLog(Settings().app_db)
+    return build_audit_trail(Settings())
+
+
+def _parse_time(option: str, value: str):
+    from tools.audit_chain import parse_time
+
+    try:
+        return parse_time(value)
+    except ValueError:
+        raise AgentOpsError(f"{option} must be a date or an ISO time, e.g. 2026-11-24 or 2026-11-24T12:00Z (got '{value}')") from None
+
+
+def _sync_errors(report) -> None:
+    if report.errors:
+        raise AgentOpsError("kept in the local log but not written remotely (retry: agentops audit sync): " + "; ".join(report.errors))
 
 
 @audit_app.command("verify")
 def audit_verify_command(as_json: bool = JsonOption) -> None:
-    """Recompute the audit chain. Exits 1, naming the first bad event, if anything was changed."""
-    result = _audit_log().verify()
+    """Check events, chains and digests in every configured store. Exits 1 naming the first thing wrong."""
+    result = _audit_trail().verify()
     if as_json:
         _emit_json(result.model_dump())
     elif result.ok:
-        console.print(f"[green]audit log intact[/]: {result.events} events, chain verified")
+        console.print(f"[green]audit log intact[/]: {result.events} events, {result.digests} digest(s) verified in {', '.join(result.stores)}")
+        if result.undigested:
+            console.print(f"{result.undigested} newest event(s) not covered by a digest yet (agentops audit digest)")
     else:
-        console.print(f"[red]audit log BROKEN[/] at event {result.seq}: {result.problem}")
+        console.print(f"[red]audit log BROKEN[/]: {result.problem}")
+    for warning in result.warnings if not as_json else []:
+        console.print(f"[yellow]warning:[/] {warning}")
     if not result.ok:
         raise typer.Exit(1)
+
+
+@audit_app.command("digest")
+def audit_digest_command(as_json: bool = JsonOption) -> None:
+    """Digest the events since the last digest and publish pending digests (run it hourly from cron)."""
+    made, report = _audit_trail().digest()
+    if as_json:
+        _emit_json({"digest": made.model_dump() if made else None, "sync": report.model_dump()})
+    elif made:
+        console.print(f"digest {made.digest_seq}: events {made.first_seq}–{made.last_seq}, {len(made.plans)} plan(s), hash {made.hash[:16]}")
+    else:
+        console.print("no new events since the last digest")
+    _sync_errors(report)
+
+
+@audit_app.command("sync")
+def audit_sync_command(as_json: bool = JsonOption) -> None:
+    """Write to DynamoDB and S3 whatever the local log holds that they do not (safe to repeat)."""
+    report = _audit_trail().sync()
+    if as_json:
+        _emit_json(report.model_dump())
+    else:
+        for target, count in report.written.items():
+            console.print(f"{target}: {count} written")
+        if not report.written:
+            console.print("no remote audit store configured: the local log is the whole trail")
+    _sync_errors(report)
+
+
+@audit_app.command("export")
+def audit_export_command(
+    since: str = typer.Option(..., "--since", help="Date or ISO time; UTC unless it names a zone."),
+    until: Optional[str] = typer.Option(None, "--until", help="End (exclusive); default now."),
+    fmt: str = typer.Option("jsonl", "--format", help="jsonl: one event per line, with its hashes."),
+    source: str = typer.Option("local", "--source", help="local (the source of truth) or dynamodb (read through its day index)."),
+    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write to this file instead of stdout."),
+    as_json: bool = JsonOption,
+) -> None:
+    """Export audit events for auditors, in chain order."""
+    if fmt != "jsonl":
+        raise AgentOpsError(f"unknown export format '{fmt}': jsonl is supported")
+    start, end = _parse_time("--since", since), (_parse_time("--until", until) if until else None)
+    events = _audit_trail().export(start, end, source)
+    lines = "".join(json.dumps(e.model_dump(), ensure_ascii=False, sort_keys=True) + "\n" for e in events)
+    if output is None:
+        sys.stdout.write(lines)
+        return
+    try:
+        output.write_text(lines)
+    except OSError as exc:
+        raise AgentOpsError(f"cannot write {output}: {exc.strerror}") from None
+    summary = {"events": len(events), "output": str(output), "source": source}
+    _emit_json(summary) if as_json else console.print(f"exported {len(events)} events to {output}")
 
 
 @audit_app.command("show")
 def audit_show_command(plan_id: str, as_json: bool = JsonOption) -> None:
     """Print a plan's audit events in order."""
-    events = _audit_log().events(plan_id)
+    events = _audit_trail().log.events(plan_id)
     if not events:
         raise AgentOpsError(f"no audit events for plan '{plan_id}'")
     if as_json:
@@ -254,6 +352,31 @@ def audit_show_command(plan_id: str, as_json: bool = JsonOption) -> None:
     for e in events:
         table.add_row(str(e.seq), e.ts, e.step, e.actor, e.hash[:16])
     console.print(table)
+
+
+@app.command("serve")
+def serve_command(
+    host: Optional[str] = typer.Option(None, "--host", help="Listen address (default AGENTOPS_HOST, 127.0.0.1)."),
+    port: Optional[int] = typer.Option(None, "--port", help="Port (default AGENTOPS_PORT, 8080)."),
+    dev_keys: bool = typer.Option(False, "--dev-keys", help="On first start, create demo API keys and print them once."),
+) -> None:
+    """Run the HTTP service and the approvals page."""
+    from api.server import serve
+
+    serve(Settings(**{k: v for k, v in {"host": host, "port": port}.items() if v is not None}), dev_keys=dev_keys)
+
+
+@keys_app.command("add")
+def keys_add_command(
+    name: str = typer.Argument(..., help="Whose key (the person or service it identifies)."),
+    roles: list[str] = typer.Option(..., "--role", help="viewer, requester, approver or admin; repeat for several."),
+) -> None:
+    """Create an API key: printed once, stored as a hash. The running service accepts it at once."""
+    from api.auth import add_key
+
+    settings = Settings()
+    key = add_key(settings.api_keys_path, name, roles)
+    console.print(f"API key for {name} ({', '.join(roles)}), shown this once:\n{key}", highlight=False, soft_wrap=True)
 
 
 @app.command("demo")
@@ -283,6 +406,29 @@ def demo_command(
     console.print(f"\nState lives in {settings.state_dir}. Try: agentops plans; agentops show {view['plan_id']}")
 
 
+@app.command("doctor")
+def doctor_command(as_json: bool = JsonOption) -> None:
+    """Show which planner, embeddings and reranker are configured, and check each NVIDIA endpoint answers.
+    Exits 1 when any of them has a problem."""
+    from tools.nvidia_doctor import diagnose
+
+    report = diagnose(Settings())
+    if as_json:
+        _emit_json(report)
+    else:
+        table = Table("part", "uses", "endpoint", "model", "status", title="model-backed parts", title_justify="left")
+        for c in report["checks"]:
+            status = "[green]ok[/]" if c["ok"] else "[red]problem[/]"
+            table.add_row(c["service"], c["uses"], c["endpoint"] or "-", c["model"] or "-", f"{status} {c['detail'] if c['ok'] else ''}".strip())
+        console.print(table)
+        console.print("  ".join(f"{k.replace('_', ' ')}: {v}" for k, v in report["settings"].items()), highlight=False)
+        for c in report["checks"]:
+            if not c["ok"]:
+                console.print(f"[red]problem:[/] {c['service']}: {c['detail']}", highlight=False, soft_wrap=True)
+    if not report["ok"]:
+        raise typer.Exit(1)
+
+
 def main() -> None:
     """Console entry point: one line per error, never a traceback.
 
@@ -293,6 +439,14 @@ def main() -> None:
     except AgentOpsError as exc:
         Console(stderr=True).print(f"[red]error:[/] {exc}", highlight=False, soft_wrap=True)
         sys.exit(1)
+    except ValidationError as exc:
+        if exc.title == Settings.__name__:  # a bad environment variable or .env value: the user's to fix
+            first = exc.errors()[0]
+            setting = ".".join(str(part) for part in first["loc"])
+            Console(stderr=True).print(f"[red]error:[/] invalid setting {setting}: {first['msg']}", highlight=False, soft_wrap=True)
+            sys.exit(1)
+        Console(stderr=True).print(f"[red]internal error:[/] {type(exc).__name__}: {exc}", highlight=False, soft_wrap=True)
+        sys.exit(70)
     except Exception as exc:  # a bug: say so in one line; never dump a traceback on a user
         Console(stderr=True).print(f"[red]internal error:[/] {type(exc).__name__}: {exc}", highlight=False, soft_wrap=True)
         sys.exit(70)

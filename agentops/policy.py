@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Literal
 
 import frontmatter
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, PositiveInt, ValidationError
 
 from agentops.errors import AgentOpsError
 
@@ -41,6 +41,11 @@ class ApprovalRules(BaseModel):
     peak_instance_count_at_least: dict[str, int] = Field(default_factory=dict)
     peak_cost_above_usd_per_hour: float
     expires_after_hours: float = Field(gt=0)
+    # How many distinct people (never the requester) must approve, per environment; one where unnamed.
+    approvers_required: dict[str, PositiveInt] = Field(default_factory=dict)
+
+    def approvers_for(self, env: str) -> int:
+        return self.approvers_required.get(env, 1)
 
 
 class PricingRules(BaseModel):
@@ -70,6 +75,16 @@ class RollbackRules(BaseModel):
     required_alarms: list[str] = Field(min_length=1)
 
 
+class LifecycleRules(BaseModel):
+    """Approval for actions on a running endpoint (a deploy's approval rules are in ApprovalRules)."""
+
+    approval_required_in: dict[Literal["rollback", "teardown"], list[str]]
+
+
+class NetworkRules(BaseModel):
+    vpc_required_in: list[str]
+
+
 class RuleSource(BaseModel):
     """Where a rule group is written down: the document id and the section heading."""
 
@@ -78,6 +93,12 @@ class RuleSource(BaseModel):
 
 
 ANY_PRICED = "any-priced"
+
+
+def person_key(name: str) -> str:
+    """Who a name refers to, for "the approver is never the requester" and "two different approvers":
+    names compare without case or surrounding spaces."""
+    return name.strip().lower()
 
 
 class Policy(BaseModel):
@@ -96,6 +117,8 @@ class Policy(BaseModel):
     artifacts: ArtifactRules
     monitoring: MonitoringRules
     rollback: RollbackRules
+    lifecycle: LifecycleRules
+    network: NetworkRules
     sources: dict[str, RuleSource]
 
     @property

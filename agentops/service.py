@@ -1,18 +1,24 @@
-"""What the front ends (CLI now, HTTP later) ask of AgentOps, on top of the compiled workflow.
+"""What the front ends (the CLI and the HTTP service) ask of AgentOps, on top of the compiled workflow.
 
 Input is checked here before anything runs, so bad input changes nothing. Decisions go through the plan
 index's conditional update first (one winner among racing approvers), then resume the paused run.
+
+Each command has a synchronous form (CLI: `invoke`/`get_state` on SqliteSaver) and an async one (HTTP:
+`astream`/`aget_state` on AsyncSqliteSaver; `astream` is `ainvoke` that also reports each node). The
+checks live in the shared `_`-methods below; the two forms differ only in how they drive the graph.
 """
 
 from __future__ import annotations
 
+import asyncio
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
+import weakref
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from typing import Any
 
 from langgraph.checkpoint.base import BaseCheckpointSaver
-from langgraph.runtime import Runtime
+from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.types import Command
 
 from agentops.errors import AgentOpsError, Conflict, Forbidden, NotFound
@@ -20,18 +26,17 @@ from agentops.guardrails import check_config
 from agentops.intake import check_request
 from agentops.schemas import Decision, GuardrailReport, PlanSummary
 from agentops.settings import Settings
+from agentops.policy import person_key
 from graph.context import Dependencies
-from graph.runtime import build_dependencies, open_checkpointer
+from graph.runtime import build_dependencies, open_async_checkpointer, open_checkpointer
 from graph.state import PlanState
 from graph.workflow import build_graph
-from nodes.guardrail import guardrail
-from nodes.plan import plan
-from nodes.retrieve import retrieve
+from nodes.approval import decisions_in
 from tools.plan_index import SqlitePlanIndex
 
 # The fields of a plan a person or a script reads; state internals (events) stay out.
 _VIEW_FIELDS = ("plan_id", "status", "env", "requester", "intent", "created_at", "expires_at", "config",
-                "pinned", "evidence", "planner", "decision", "deployment", "error")  # fmt: skip
+                "change", "pinned", "evidence", "planner", "decision", "deployment", "error")  # fmt: skip
 
 
 def plan_view(state: dict[str, Any]) -> dict[str, Any]:
@@ -43,8 +48,20 @@ def plan_view(state: dict[str, Any]) -> dict[str, Any]:
         "verdict": report.get("verdict"),
         "requires_approval": report.get("requires_approval"),
         "approval_reasons": report.get("approval_reasons", []),
+        "approvals": decisions_in(state),
     }
     return view
+
+
+class RequestExpired(Conflict):
+    """The approval request ran out before a decision: the plan ends `expired`, on the record."""
+
+
+# Called with (plan_id, event) for each LangGraph "tasks" stream event (a node starting or finishing):
+# how the HTTP service follows a run for progress streams, metrics and notifications.
+TaskObserver = Callable[[str, dict[str, Any]], None]
+
+_EXPIRED = Command(resume={"expired": True})
 
 
 class Orchestrator:
@@ -52,6 +69,9 @@ class Orchestrator:
         self.deps = deps
         self.index = plan_index
         self.graph = build_graph(checkpointer)
+        # Async callers drive a plan's thread from one task at a time; asyncio locks per plan (dropped when
+        # nobody holds or waits for them). Sync callers are one process, one command.
+        self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
 
     @classmethod
     @contextmanager
@@ -60,22 +80,31 @@ class Orchestrator:
         with open_checkpointer(settings) as checkpointer:
             yield cls(deps, checkpointer, deps.plan_index)
 
+    @classmethod
+    @asynccontextmanager
+    async def aopen(cls, settings: Settings) -> AsyncIterator[Orchestrator]:
+        deps = build_dependencies(settings)
+        async with open_async_checkpointer(settings) as checkpointer:
+            yield cls(deps, checkpointer, deps.plan_index)
+
     # --- input -----------------------------------------------------------------------------------
 
-    def _initial_state(self, intent: str, env: str, requester: str, constraints: dict[str, Any] | None) -> PlanState:
+    def new_plan(self, intent: str, env: str, requester: str, constraints: dict[str, Any] | None = None) -> PlanState:
+        """A checked request as the initial state of a new plan (raises AgentOpsError; nothing runs)."""
         request = check_request(intent, env, requester, constraints, self.deps.policy)
         return PlanState(plan_id=uuid.uuid4().hex, created_at=self.deps.clock().isoformat(), events=[], **request)
 
     # --- commands --------------------------------------------------------------------------------
 
     def preview(self, intent: str, env: str, requester: str = "anonymous", constraints: dict[str, Any] | None = None) -> dict[str, Any]:
-        """Retrieve, plan and check — the same node functions the workflow runs — with no side effects."""
-        state: dict[str, Any] = dict(self._initial_state(intent, env, requester, constraints))
-        runtime = Runtime(context=self.deps)
-        for node in (retrieve, plan, guardrail):
-            update = node(state, runtime)
-            state |= {k: v for k, v in update.items() if k != "events"}
-        return plan_view(state)
+        """Retrieve, plan, resolve and check with no side effects: the workflow itself, with the same
+        routing (re-plan rounds included), run on a throwaway in-memory checkpointer and stopped before
+        its first write — the audit node."""
+        state = self.new_plan(intent, env, requester, constraints)
+        config = self._thread(state["plan_id"])
+        dry_graph = build_graph(InMemorySaver(), interrupt_before=["audit"])
+        dry_graph.invoke(state, config, context=self.deps)
+        return plan_view(dry_graph.get_state(config).values)
 
     def validate(self, config: dict[str, Any], env: str) -> GuardrailReport:
         if env not in self.deps.policy.environments:
@@ -83,25 +112,100 @@ class Orchestrator:
         return check_config(config, env, self.deps.policy)
 
     def run(self, intent: str, env: str, requester: str, constraints: dict[str, Any] | None = None) -> dict[str, Any]:
-        state = self._initial_state(intent, env, requester, constraints)
-        config = self._thread(state["plan_id"])
-        self.graph.invoke(state, config, context=self.deps)
+        state = self.new_plan(intent, env, requester, constraints)
+        self.graph.invoke(state, self._thread(state["plan_id"]), context=self.deps)
         return self.show(state["plan_id"])
 
     def show(self, plan_id: str) -> dict[str, Any]:
-        snapshot = self.graph.get_state(self._thread(plan_id))
-        if not snapshot.values:
-            raise NotFound(f"no plan with id '{plan_id}'")
-        return plan_view(snapshot.values) | {"waiting_for": list(snapshot.next)}
+        return self._view(plan_id, self.graph.get_state(self._thread(plan_id)))
 
     def approvals(self) -> list[PlanSummary]:
         self.expire_overdue()
         return self.index.list(status="pending_approval")
 
-    def plans(self, status: str | None = None, env: str | None = None, limit: int = 100) -> list[PlanSummary]:
-        return self.index.list(status=status, env=env, limit=limit)
+    def plans(self, status: str | None = None, env: str | None = None, limit: int = 100, requester: str | None = None) -> list[PlanSummary]:
+        return self.index.list(status=status, env=env, requester=requester, limit=limit)
 
     def decide(self, plan_id: str, approver: str, approved: bool, reason: str = "") -> dict[str, Any]:
+        decision = self._decision(plan_id, approver, approved, reason)
+        config = self._thread(plan_id)
+        try:
+            command = self._claim(plan_id, decision, self.graph.get_state(config).next)
+        except RequestExpired:
+            self.graph.invoke(_EXPIRED, config, context=self.deps)
+            raise
+        self.graph.invoke(command, config, context=self.deps)
+        return self.show(plan_id)
+
+    def expire_overdue(self) -> list[str]:
+        """Expire every overdue request; the paused runs end as `expired`. The ids this call expired."""
+        expired = self._claim_expiries()
+        for plan_id in expired:
+            config = self._thread(plan_id)
+            if "approval" in self.graph.get_state(config).next:
+                self.graph.invoke(_EXPIRED, config, context=self.deps)
+        return expired
+
+    # --- async forms (HTTP): the same checks, the graph driven with astream/aget_state ---------------
+
+    async def ashow(self, plan_id: str) -> dict[str, Any]:
+        return self._view(plan_id, await self.graph.aget_state(self._thread(plan_id)))
+
+    async def arun(self, plan: PlanState, on_task: TaskObserver | None = None) -> dict[str, Any]:
+        """Run a plan made by `new_plan` until it pauses or ends."""
+        async with self._plan_lock(plan["plan_id"]):
+            await self._adrive(plan["plan_id"], plan, on_task)
+        return await self.ashow(plan["plan_id"])
+
+    async def adecide(self, plan_id: str, approver: str, approved: bool, reason: str = "",
+                      on_task: TaskObserver | None = None) -> dict[str, Any]:  # fmt: skip
+        decision = await asyncio.to_thread(self._decision, plan_id, approver, approved, reason)
+        # Waits while an earlier step of this plan (its first run, another approver's decision) is still running.
+        async with self._plan_lock(plan_id):
+            waiting_for = (await self.graph.aget_state(self._thread(plan_id))).next
+            try:
+                command = await asyncio.to_thread(self._claim, plan_id, decision, waiting_for)
+            except RequestExpired:
+                await self._adrive(plan_id, _EXPIRED, on_task)
+                raise
+            await self._adrive(plan_id, command, on_task)
+        return await self.ashow(plan_id)
+
+    async def aexpire_overdue(self, on_task: TaskObserver | None = None) -> list[str]:
+        expired = await asyncio.to_thread(self._claim_expiries)
+        for plan_id in expired:
+            async with self._plan_lock(plan_id):
+                if "approval" in (await self.graph.aget_state(self._thread(plan_id))).next:
+                    await self._adrive(plan_id, _EXPIRED, on_task)
+        return expired
+
+    async def aapprovals(self, on_task: TaskObserver | None = None) -> list[PlanSummary]:
+        await self.aexpire_overdue(on_task)
+        return await asyncio.to_thread(self.index.list, status="pending_approval")
+
+    async def _adrive(self, plan_id: str, graph_input: Any, on_task: TaskObserver | None) -> None:
+        # stream_mode="tasks" reports each node as it starts and ends: progress for whoever follows the run.
+        async for event in self.graph.astream(graph_input, self._thread(plan_id), context=self.deps, stream_mode="tasks"):
+            if on_task is not None:
+                on_task(plan_id, event)
+
+    def _plan_lock(self, plan_id: str) -> asyncio.Lock:
+        lock = self._locks.get(plan_id)
+        if lock is None:
+            lock = self._locks[plan_id] = asyncio.Lock()
+        return lock
+
+    # --- checks shared by both forms ---------------------------------------------------------------
+
+    def _view(self, plan_id: str, snapshot: Any) -> dict[str, Any]:
+        if not snapshot.values:
+            raise NotFound(f"no plan with id '{plan_id}'")
+        view = plan_view(snapshot.values)
+        required = self.deps.policy.approval.approvers_for(view["env"]) if view.get("requires_approval") else 0
+        return view | {"approvers_required": required, "waiting_for": list(snapshot.next)}
+
+    def _decision(self, plan_id: str, approver: str, approved: bool, reason: str) -> Decision:
+        """Who decides what, checked against the plan's row: everything that can be refused before the claim."""
         approver = (approver or "").strip()
         if not approver:
             raise AgentOpsError("say who decides (--as)")
@@ -110,33 +214,40 @@ class Orchestrator:
         summary = self.index.get(plan_id)
         if summary is None:
             raise NotFound(f"no plan with id '{plan_id}'")
-        if summary.requester.lower() == approver.lower():
+        if person_key(summary.requester) == person_key(approver):
             raise Forbidden(f"{approver} requested plan {plan_id} and cannot decide on it")
-        config = self._thread(plan_id)
-        if "approval" not in self.graph.get_state(config).next:
-            # Checked before any resume: Command(resume=...) on a thread that is not paused would start a fresh run.
+        if summary.status == "expired":
+            raise RequestExpired(f"the approval request for plan {plan_id} expired at {summary.expires_at:%Y-%m-%d %H:%M} UTC")
+        if summary.status != "pending_approval":
             raise Conflict(f"plan {plan_id} is {summary.status}, not waiting for approval")
+        if any(person_key(d.approver) == person_key(approver) for d in self.index.decisions(plan_id)):
+            required = self.deps.policy.approval.approvers_for(summary.env)
+            raise Conflict(f"{approver} has approved plan {plan_id} already; it needs {required} different approvers")
+        return Decision(approved=approved, approver=approver, reason=reason.strip())
+
+    def _claim(self, plan_id: str, decision: Decision, waiting_for: tuple[str, ...]) -> Command:
+        """Record the decision in the index (one winner per slot); the command that resumes the run with it.
+
+        Raises RequestExpired after claiming the expiry of an overdue request: the caller then resumes
+        the run with the expiry, so the plan ends `expired` on the record, and passes the refusal on.
+        """
+        summary = self.index.get(plan_id)
+        if "approval" not in waiting_for:
+            # Checked before any resume: Command(resume=...) on a thread that is not paused would start a fresh run.
+            raise Conflict(f"plan {plan_id} is {summary.status if summary else 'gone'}, not waiting for approval")
         now = self.deps.clock()
-        if self._expire_if_overdue(plan_id):
-            raise Conflict(f"the approval request for plan {plan_id} expired at {summary.expires_at:%Y-%m-%d %H:%M} UTC")
-        decision = Decision(approved=approved, approver=approver, reason=reason.strip(), decided_at=now)
-        if not self.index.decide(plan_id, decision, now):
+        if self.index.expire(plan_id, now):
+            raise RequestExpired(f"the approval request for plan {plan_id} expired at {summary.expires_at:%Y-%m-%d %H:%M} UTC")
+        decision = decision.model_copy(update={"decided_at": now})
+        if self.index.decide(plan_id, decision, now, self.deps.policy.approval.approvers_for(summary.env)) is None:
             current = self.index.get(plan_id)
             raise Conflict(f"plan {plan_id} is {current.status if current else 'gone'}: it was decided already")
-        self.graph.invoke(Command(resume=decision.model_dump(mode="json")), config, context=self.deps)
-        return self.show(plan_id)
+        return Command(resume=decision.model_dump(mode="json"))
 
-    def expire_overdue(self) -> list[str]:
-        return [plan_id for plan_id in self.index.overdue(self.deps.clock()) if self._expire_if_overdue(plan_id)]
-
-    def _expire_if_overdue(self, plan_id: str) -> bool:
-        """Claim the expiry in the index (one winner), then let the paused run end as `expired`."""
-        if not self.index.expire(plan_id, self.deps.clock()):
-            return False
-        config = self._thread(plan_id)
-        if "approval" in self.graph.get_state(config).next:
-            self.graph.invoke(Command(resume={"expired": True}), config, context=self.deps)
-        return True
+    def _claim_expiries(self) -> list[str]:
+        """Claim every overdue request's expiry in the index (one winner each); the ids this call claimed."""
+        now = self.deps.clock()
+        return [plan_id for plan_id in self.index.overdue(now) if self.index.expire(plan_id, now)]
 
     @staticmethod
     def _thread(plan_id: str) -> dict[str, Any]:

@@ -4,7 +4,7 @@
 
 Per node: the node functions called in workflow order on the embedded defaults (real Chroma, the
 rules planner, SQLite audit log and plan index, dry-run deployer). End to end: `Orchestrator.run` of
-a staging intent that needs no approval (intake → … → deploy → audit) with the SQLite checkpointer.
+a staging intent that needs no approval (intake → … → deploy → watch → audit) with the SQLite checkpointer.
 Everything runs in a temporary AGENTOPS_HOME; the first run (which builds the Chroma index) is a
 warm-up and not counted.
 """
@@ -28,7 +28,9 @@ from nodes.deploy import deploy
 from nodes.guardrail import guardrail
 from nodes.intake import intake
 from nodes.plan import plan
+from nodes.resolve import resolve
 from nodes.retrieve import retrieve
+from nodes.watch import watch
 
 INTENT = "roll out sentiment-bert v2 to staging on 2 ml.m5.xlarge instances"
 
@@ -43,7 +45,9 @@ def time_nodes(orchestrator: Orchestrator, run: int) -> dict[str, float]:
     state = {"intent": INTENT, "env": "staging", "requester": "bench", "events": []}
     config = {"configurable": {"thread_id": f"bench-nodes-{run}"}}
     timings = {}
-    for name, node in (("intake", intake), ("retrieve", retrieve), ("plan", plan), ("guardrail", guardrail), ("deploy", deploy), ("audit", audit)):
+    steps = (("intake", intake), ("retrieve", retrieve), ("plan", plan), ("resolve", resolve), ("guardrail", guardrail),
+             ("deploy", deploy), ("watch", watch), ("audit", audit))  # fmt: skip
+    for name, node in steps:
         start = time.perf_counter()
         update = node(state, config, runtime) if node is intake else node(state, runtime)
         timings[name] = time.perf_counter() - start

@@ -13,7 +13,7 @@ from typing import Any, Callable, Protocol
 from pydantic import BaseModel, Field
 
 from agentops.policy import Policy
-from agentops.schemas import Constraints, DeploymentConfig, Evidence
+from agentops.schemas import Constraints, Evidence, PlanConfig
 from agentops.settings import Settings
 
 
@@ -39,16 +39,52 @@ class PlannerOutput(BaseModel):
     error: str | None = None
     llm_calls: int = 0
     tokens: int = 0
+    # Why the offline planner stood in for a failed model endpoint; such a plan is not sent back for revision.
+    fallback: str | None = None
+    # The planner could not run at all (its endpoint failed and configuration says fail): the plan ends
+    # `failed` with `error` as the reason, instead of being checked.
+    failed: bool = False
 
 
 class Planner(Protocol):
+    """Turns a request into a config. A planner that can revise a plan the guardrail blocked says how
+    many times in a `max_revisions` attribute; one without it is never asked to (see graph.workflow)."""
+
     name: str
 
     def plan(self, request: PlanRequest, policy: Policy) -> PlannerOutput: ...
 
 
 class Deployer(Protocol):
-    def deploy(self, config: DeploymentConfig, plan_id: str) -> dict[str, Any]: ...
+    """Makes a checked plan happen (tools/sagemaker*.py): dry-run records the calls, execute mode makes them."""
+
+    mode: str  # "dry_run" | "execute"
+
+    def current(self, endpoint_name: str) -> dict[str, Any] | None:
+        """What runs on the endpoint now (a tools.sagemaker.EndpointState dump); None when it cannot look."""
+        ...
+
+    def deploy(
+        self,
+        config: PlanConfig,
+        plan_id: str,
+        *,
+        approved: dict[str, Any] | None = None,
+        vpc: dict[str, list[str]] | None = None,
+    ) -> dict[str, Any]:
+        """Make the plan's calls; `approved` is the endpoint state the plan was approved against (None:
+        unknown). Raises AgentOpsError (with `executed` when it failed part-way)."""
+        ...
+
+    def finish(self, deployment: dict[str, Any]) -> dict[str, Any]:
+        """The calls that need the endpoint InService on the new config (autoscaling, Model Monitor)."""
+        ...
+
+
+class Watcher(Protocol):
+    def watch(self, deployment: dict[str, Any]) -> dict[str, Any]:
+        """Follow the endpoint until it settles: a tools.sagemaker_watch.WatchOutcome dump."""
+        ...
 
 
 class AuditSink(Protocol):
@@ -73,6 +109,7 @@ class Dependencies:
     audit_log: AuditSink
     plan_index: PlanRecorder
     clock: Callable[[], datetime] = field(default=utc_now)
+    watcher: Watcher | None = None  # execute mode only: dry-run has nothing to follow
 
 
 def dependencies_of(runtime: Any) -> Dependencies:

@@ -2,35 +2,68 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from functools import lru_cache
 
 from langgraph.checkpoint.sqlite import SqliteSaver
+from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 
-from agentops.errors import AgentOpsError
 from agentops.policy import load_policy
 from agentops.settings import Settings
-from graph.context import Dependencies
-from tools.audit_log import SqliteAuditLog
+from graph.context import Dependencies, Planner, PolicyRetriever
+from tools.audit_trail import build_audit_trail
 from tools.plan_index import SqlitePlanIndex
 from tools.policy_store import PolicyStore
 from tools.rules_planner import RulesPlanner
 from tools.sagemaker import DryRunDeployer
+from tools.sagemaker_execute import executor_from_settings
 
 
 def build_dependencies(settings: Settings) -> Dependencies:
-    if settings.execute:
-        raise AgentOpsError("EXECUTE=true is not supported yet: deployments run in dry-run mode only (unset EXECUTE)")
+    # Execute mode refuses to start without an execution role ARN or AWS credentials (AgentOpsError).
+    deployer, watcher = executor_from_settings(settings) if settings.execute else (DryRunDeployer(settings), None)
     return Dependencies(
         settings=settings,
         policy=load_policy(settings.knowledge_base_dir),
-        retriever=PolicyStore.from_settings(settings),
-        planner=RulesPlanner(settings),
-        deployer=DryRunDeployer(settings),
-        audit_log=SqliteAuditLog(settings.app_db),
+        retriever=build_retriever(settings),
+        planner=build_planner(settings),
+        deployer=deployer,
+        watcher=watcher,
+        audit_log=build_audit_trail(settings),  # the local log, mirrored to AWS when settings name a table/bucket
         plan_index=SqlitePlanIndex(settings.app_db),
     )
+
+
+# The NVIDIA modules are imported only when configured: the client library costs ~0.8 s to import.
+
+
+def build_planner(settings: Settings) -> Planner:
+    if settings.planner == "nim":
+        from tools.nvidia_planner import NimPlanner
+
+        return NimPlanner(settings)
+    return RulesPlanner(settings)
+
+
+def build_retriever(settings: Settings) -> PolicyRetriever:
+    """The policy store with the configured embeddings and reranker. With either on an NVIDIA endpoint
+    and AGENTOPS_NIM_ON_FAILURE=fallback, the offline store stands in when an endpoint fails; it keeps
+    its own collection, so neither rebuilds the other's."""
+    offline = PolicyStore.from_settings(settings)
+    if settings.embeddings == "local" and settings.reranker == "local":
+        return offline
+    from tools.nvidia import FallbackRetriever
+    from tools.nvidia_embeddings import NimEmbeddingFunction
+    from tools.nvidia_rerank import NimReranker
+
+    nim = PolicyStore.from_settings(
+        settings,
+        embedding_function=NimEmbeddingFunction.from_settings(settings) if settings.embeddings == "nim" else None,
+        reranker=NimReranker.from_settings(settings) if settings.reranker == "nim" else None,
+        collection_name=f"{settings.collection_name}-nim" if settings.embeddings == "nim" else settings.collection_name,
+    )
+    return nim if settings.nim_on_failure == "fail" else FallbackRetriever(nim, offline)
 
 
 @lru_cache(maxsize=1)
@@ -43,4 +76,12 @@ def default_dependencies() -> Dependencies:
 def open_checkpointer(settings: Settings) -> Iterator[SqliteSaver]:
     """The durable SQLite checkpointer under AGENTOPS_HOME (thread-safe: from_conn_string sets check_same_thread=False)."""
     with SqliteSaver.from_conn_string(str(settings.checkpoint_db)) as saver:
+        yield saver
+
+
+@asynccontextmanager
+async def open_async_checkpointer(settings: Settings) -> AsyncIterator[AsyncSqliteSaver]:
+    """The same checkpoint file for async callers (the HTTP service opens it once, in its lifespan):
+    SqliteSaver has no async methods."""
+    async with AsyncSqliteSaver.from_conn_string(str(settings.checkpoint_db)) as saver:
         yield saver

@@ -1,10 +1,19 @@
 """The workflow wiring.
 
-    START → intake → retrieve → plan → guardrail → audit ─┬─ blocked ───────────────────────────→ END
-                                                          ├─ pending_approval → approval → audit ─┬─ approved → deploy → audit → END
-                                                          │                                       ├─ rejected / expired → END
-                                                          │                                       └─ still pending (refused answer) → approval
-                                                          └─ approved (no approval needed) → deploy → audit → END
+    START → intake → retrieve → plan → resolve → guardrail → audit ─┬─ blocked ─────────────────────→ END
+                                                                    ├─ pending_approval → approval → audit ─┬─ approved → deploy → watch → audit → END
+                                                                    │                                       ├─ rejected / expired → END
+                                                                    │                                       └─ still pending (refused answer) → approval
+                                                                    └─ approved (no approval needed) → deploy → watch → audit → END
+
+    resolve:          reads what runs now (execute mode) and records the change the approver reads.
+    deploy → watch:   execute mode follows the endpoint until it settles (deployed / rolled_back /
+                      torn_down / failed); in dry-run watch has nothing to follow and passes through.
+
+    plan ⇄ guardrail: (through resolve) a plan blocked by what the model chose goes back to the planner with its violations
+                      (a revising planner, within its rounds); the guardrail judges every round.
+    retrieve → audit: the retriever could not run (its endpoint failed, AGENTOPS_NIM_ON_FAILURE=fail): failed.
+    plan → audit:     the planner could not run (its endpoint failed, AGENTOPS_NIM_ON_FAILURE=fail): failed.
 
 The audit node sits after every transition and routes on `status`, so every path to END is on the
 record and nothing reaches `deploy` without the guardrail's verdict (and a human decision where the
@@ -18,15 +27,19 @@ from typing import Literal
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.graph import END, START, StateGraph
 from langgraph.graph.state import CompiledStateGraph
+from langgraph.runtime import Runtime
 
+from graph.context import Dependencies, dependencies_of
 from graph.state import PlanState
 from nodes.approval import approval
 from nodes.audit import audit
 from nodes.deploy import deploy
 from nodes.guardrail import guardrail
 from nodes.intake import intake
-from nodes.plan import plan
+from nodes.plan import plan, violations_the_planner_chose
+from nodes.resolve import resolve
 from nodes.retrieve import retrieve
+from nodes.watch import watch
 
 
 def route_after_audit(state: PlanState) -> Literal["approval", "deploy", "__end__"]:
@@ -42,7 +55,31 @@ def route_after_intake(state: PlanState) -> Literal["retrieve", "__end__"]:
     return END if state.get("status") == "failed" else "retrieve"
 
 
-def build_graph(checkpointer: BaseCheckpointSaver | None = None) -> CompiledStateGraph:
+def route_after_retrieve(state: PlanState) -> Literal["plan", "audit"]:
+    return "audit" if state.get("status") == "failed" else "plan"
+
+
+def route_after_plan(state: PlanState) -> Literal["resolve", "audit"]:
+    return "audit" if state.get("status") == "failed" else "resolve"
+
+
+def route_after_guardrail(state: PlanState, runtime: Runtime[Dependencies]) -> Literal["plan", "audit"]:
+    """Back to the planner only for a plan blocked by something it chose (not by what the requester
+    pinned), by a planner that can revise, within its rounds; a fallback plan is final. Every round's
+    events stay in state, so the audit node writes them all when the path reaches it."""
+    planner = state.get("planner") or {}
+    revisions = getattr(dependencies_of(runtime).planner, "max_revisions", 0)
+    if (
+        state.get("status") == "blocked"
+        and not planner.get("fallback")
+        and planner.get("rounds", 1) <= revisions
+        and violations_the_planner_chose(state)
+    ):
+        return "plan"
+    return "audit"
+
+
+def build_graph(checkpointer: BaseCheckpointSaver | None = None, *, interrupt_before: list[str] | None = None) -> CompiledStateGraph:
     # No context_schema: LangGraph Server builds the declared schema from the JSON a client sends, and
     # Dependencies holds live objects. Callers in-process pass a Dependencies as `context=`; runs from
     # Studio or the SDK get the embedded defaults (see graph.context.dependencies_of).
@@ -50,20 +87,24 @@ def build_graph(checkpointer: BaseCheckpointSaver | None = None) -> CompiledStat
     builder.add_node("intake", intake)
     builder.add_node("retrieve", retrieve)
     builder.add_node("plan", plan)
+    builder.add_node("resolve", resolve)
     builder.add_node("guardrail", guardrail)
     builder.add_node("approval", approval)
     builder.add_node("deploy", deploy)
+    builder.add_node("watch", watch)
     builder.add_node("audit", audit)
 
     builder.add_edge(START, "intake")
     builder.add_conditional_edges("intake", route_after_intake, ["retrieve", END])
-    builder.add_edge("retrieve", "plan")
-    builder.add_edge("plan", "guardrail")
-    builder.add_edge("guardrail", "audit")
+    builder.add_conditional_edges("retrieve", route_after_retrieve, ["plan", "audit"])
+    builder.add_conditional_edges("plan", route_after_plan, ["resolve", "audit"])
+    builder.add_edge("resolve", "guardrail")
+    builder.add_conditional_edges("guardrail", route_after_guardrail, ["plan", "audit"])
     builder.add_edge("approval", "audit")
-    builder.add_edge("deploy", "audit")
+    builder.add_edge("deploy", "watch")
+    builder.add_edge("watch", "audit")
     builder.add_conditional_edges("audit", route_after_audit, ["approval", "deploy", END])
-    return builder.compile(checkpointer=checkpointer, name="agentops")
+    return builder.compile(checkpointer=checkpointer, interrupt_before=interrupt_before, name="agentops")
 
 
 # For LangGraph Studio / `langgraph dev` (langgraph.json): compiled without a checkpointer, because the

@@ -44,3 +44,44 @@ def make_deps(settings: Settings, policy: Policy):
     return build
 
 
+@pytest.fixture
+def live_server():
+    """Serve ASGI apps with uvicorn on free 127.0.0.1 ports, each in its own thread (its own event loop,
+    lifespan included), as a user's client meets them. `start(app)` returns the base URL; all stop at the end."""
+    import threading
+
+    import uvicorn
+
+    from fakes import wait_until
+
+    running = []
+
+    def start(app) -> str:
+        server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning"))
+        thread = threading.Thread(target=server.run, daemon=True)
+        thread.start()
+        wait_until(lambda: server.started or not thread.is_alive(), what="the HTTP server to start")
+        assert server.started, "the HTTP server did not start (see the log above)"
+        running.append((server, thread))
+        return f"http://127.0.0.1:{server.servers[0].sockets[0].getsockname()[1]}"
+
+    yield start
+    for server, thread in running:
+        server.should_exit = True
+        thread.join(timeout=60)
+
+
+
+@pytest.fixture
+def start_service(settings, live_server):
+    """The HTTP service (api.create_app) on a live server with the demo API keys.
+    `start(clock=None, **setting_changes)` returns (base URL, {person: API key})."""
+    from api import create_app
+    from api.auth import create_dev_keys
+
+    def start(clock=None, **changes):
+        configured = Settings(home=settings.home, _env_file=None, **changes)
+        keys = create_dev_keys(configured.api_keys_path) or {}
+        return live_server(create_app(configured, clock=clock)), keys
+
+    return start

@@ -53,12 +53,22 @@ class ScriptedPlanner:
 
 
 class RecordingDeployer:
+    """Records what it is asked to deploy; cannot see what runs now (like dry-run)."""
+
+    mode = "fake"
+
     def __init__(self):
         self.deployed: list[tuple[str, DeploymentConfig]] = []
 
-    def deploy(self, config: DeploymentConfig, plan_id: str) -> dict[str, Any]:
+    def current(self, endpoint_name: str) -> dict[str, Any] | None:
+        return None
+
+    def deploy(self, config: DeploymentConfig, plan_id: str, *, approved: dict | None = None, vpc: dict | None = None) -> dict[str, Any]:
         self.deployed.append((plan_id, config))
         return {"mode": "fake", "status": "deployed", "resources": {"endpoint": config.endpoint_name}, "calls": []}
+
+    def finish(self, deployment: dict[str, Any]) -> dict[str, Any]:
+        return deployment
 
 
 class MemoryAudit:
@@ -117,3 +127,18 @@ def prod_config(**changes: Any) -> dict[str, Any]:
     }
     base.update(changes)
     return base
+
+
+def wait_until(condition, timeout: float = 30.0, what: str = "the condition"):
+    """Poll `condition` until it returns something truthy (returned), failing after `timeout` seconds.
+    For things that happen in another thread or process; never a fixed sleep."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while True:
+        result = condition()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {timeout:.0f} s waiting for {what}")
+        time.sleep(0.02)

@@ -63,11 +63,11 @@ def test_the_done_when_walkthrough(cli):
 
     assert "intact" in cli("audit", "verify").stdout
     steps = [e["step"] for e in as_json(cli("audit", "show", plan_id, "--json"))]
-    assert steps == ["plan.1", "guardrail.1", "approval.requested", "approval.decision", "deploy"]
+    assert steps == ["plan.1", "guardrail.1", "approval.requested", "approval.decision.1", "deploy"]
 
     db = sqlite3.connect(cli.home / "agentops.sqlite")
     with db:
-        db.execute("UPDATE audit_events SET actor = 'bOb@example.com' WHERE step = 'approval.decision'")
+        db.execute("UPDATE audit_events SET actor = 'bOb@example.com' WHERE step = 'approval.decision.1'")
     db.close()
     broken = cli("audit", "verify", expect=1)
     assert "BROKEN" in broken.stdout and "changed" in broken.stdout

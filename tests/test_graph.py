@@ -54,7 +54,7 @@ def test_prod_waits_for_a_human_then_deploys(orchestrator, settings):
 
     done = orchestrator.decide(plan_id, "bob", True, "reviewed")
     assert done["status"] == "deployed" and done["decision"]["approver"] == "bob"
-    assert steps(settings, plan_id) == ["plan.1", "guardrail.1", "approval.requested", "approval.decision", "deploy"]
+    assert steps(settings, plan_id) == ["plan.1", "guardrail.1", "approval.requested", "approval.decision.1", "deploy"]
     assert orchestrator.approvals() == []
     assert SqliteAuditLog(settings.app_db).verify().ok
 
