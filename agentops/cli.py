@@ -112,7 +112,7 @@ def _print_plan(view: dict[str, Any]) -> None:
             console.print("created before the failure: " + ", ".join(dep["created"]), highlight=False)
     if view.get("error"):
         console.print(f"[red]error:[/] {view['error']}")
-    if view.get("status") == "pending_approval":
+    if "approval" in (view.get("waiting_for") or []):
         console.print(f"waiting for approval until {view.get('expires_at', '')[:16].replace('T', ' ')} UTC: agentops approve {view['plan_id']} --as APPROVER")
 
 

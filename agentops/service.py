@@ -104,7 +104,8 @@ class Orchestrator:
         config = self._thread(state["plan_id"])
         dry_graph = build_graph(InMemorySaver(), interrupt_before=["audit"])
         dry_graph.invoke(state, config, context=self.deps)
-        return plan_view(dry_graph.get_state(config).values)
+        # The throwaway run's id names nothing that exists: leave it out rather than invite `show` on it.
+        return {k: v for k, v in plan_view(dry_graph.get_state(config).values).items() if k != "plan_id"}
 
     def validate(self, config: dict[str, Any], env: str) -> GuardrailReport:
         if env not in self.deps.policy.environments:
