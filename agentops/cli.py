@@ -213,6 +213,29 @@ def _decide(plan_id: str, approver: str, approved: bool, reason: str, as_json: b
     _emit_json(view) if as_json else _print_plan(view)
 
 
+@app.command("resume")
+def resume_command(
+    plan_id: str = typer.Argument(None, help="The plan to continue; omit with --all."),
+    all_plans: bool = typer.Option(False, "--all", help="Every unfinished plan (what the service does at start-up)."),
+    as_json: bool = JsonOption,
+) -> None:
+    """Continue plans a process that died left unfinished (safe to repeat)."""
+    if bool(plan_id) == all_plans:
+        raise AgentOpsError("name one plan, or pass --all")
+    with Orchestrator.open(Settings()) as orchestrator:
+        if plan_id:
+            view = orchestrator.resume(plan_id)
+            return _emit_json(view) if as_json else _print_plan(view)
+        looked_at = orchestrator.recover()
+        views = [orchestrator.show(p) for p in looked_at]
+    if as_json:
+        return _emit_json([{"plan_id": v["plan_id"], "status": v["status"]} for v in views])
+    for view in views:
+        typer.echo(f"{view['plan_id']}  {view['status']}")
+    if not views:
+        typer.echo("no unfinished plans")
+
+
 @app.command("approve")
 def approve_command(
     plan_id: str,

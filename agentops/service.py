@@ -3,6 +3,10 @@
 Input is checked here before anything runs, so bad input changes nothing. Decisions go through the plan
 index's conditional update first (one winner among racing approvers), then resume the paused run.
 
+One plan's thread is driven by one caller at a time: an asyncio lock per plan within a process, and the
+database's lock on the plan (Postgres: an advisory lock) across processes and replicas. `resume` /
+`recover` finish what a process that died left unfinished, from the last checkpoint and the index.
+
 Each command has a synchronous form (CLI: `invoke`/`get_state` on SqliteSaver) and an async one (HTTP:
 `astream`/`aget_state` on AsyncSqliteSaver; `astream` is `ainvoke` that also reports each node). The
 checks live in the shared `_`-methods below; the two forms differ only in how they drive the graph.
@@ -11,10 +15,11 @@ checks live in the shared `_`-methods below; the two forms differ only in how th
 from __future__ import annotations
 
 import asyncio
+import logging
 import uuid
 import weakref
 from collections.abc import AsyncIterator, Callable, Iterator
-from contextlib import asynccontextmanager, contextmanager
+from contextlib import AbstractContextManager, asynccontextmanager, contextmanager
 from typing import Any
 
 from langgraph.checkpoint.base import BaseCheckpointSaver
@@ -62,6 +67,13 @@ class RequestExpired(Conflict):
 TaskObserver = Callable[[str, dict[str, Any]], None]
 
 _EXPIRED = Command(resume={"expired": True})
+
+logger = logging.getLogger("agentops")
+
+# Statuses a plan can be left in by a process that died; `recover` looks at these.
+UNFINISHED_STATUSES = ("planning", "pending_approval", "approved", "deploying")
+_WAITS_FOR_A_HUMAN = object()  # `_next_input`: nothing to do until someone decides
+_MAX_RESUME_STEPS = 20  # a bound on re-driving one plan (each step is one stored decision or one continuation)
 
 
 class Orchestrator:
@@ -130,12 +142,13 @@ class Orchestrator:
     def decide(self, plan_id: str, approver: str, approved: bool, reason: str = "") -> dict[str, Any]:
         decision = self._decision(plan_id, approver, approved, reason)
         config = self._thread(plan_id)
-        try:
-            command = self._claim(plan_id, decision, self.graph.get_state(config).next)
-        except RequestExpired:
-            self.graph.invoke(_EXPIRED, config, context=self.deps)
-            raise
-        self.graph.invoke(command, config, context=self.deps)
+        with self._exclusive(plan_id):
+            try:
+                command = self._claim(plan_id, decision, self.graph.get_state(config).next)
+            except RequestExpired:
+                self.graph.invoke(_EXPIRED, config, context=self.deps)
+                raise
+            self.graph.invoke(command, config, context=self.deps)
         return self.show(plan_id)
 
     def expire_overdue(self) -> list[str]:
@@ -143,9 +156,34 @@ class Orchestrator:
         expired = self._claim_expiries()
         for plan_id in expired:
             config = self._thread(plan_id)
-            if "approval" in self.graph.get_state(config).next:
-                self.graph.invoke(_EXPIRED, config, context=self.deps)
+            with self._exclusive(plan_id):
+                if "approval" in self.graph.get_state(config).next:
+                    self.graph.invoke(_EXPIRED, config, context=self.deps)
         return expired
+
+    def resume(self, plan_id: str) -> dict[str, Any]:
+        """Continue a plan a dead process left unfinished: from its last checkpoint, with any decision the
+        index holds that the paused run has not seen yet (the process died between the two). A plan that
+        waits for a human, or has ended, is left as it is. Safe to repeat, and to run on several replicas."""
+        config = self._thread(plan_id)
+        with self._exclusive(plan_id):
+            for _ in range(_MAX_RESUME_STEPS):
+                graph_input = self._next_input(plan_id, self.graph.get_state(config))
+                if graph_input is _WAITS_FOR_A_HUMAN:
+                    break
+                self.graph.invoke(graph_input, config, context=self.deps)
+        return self.show(plan_id)
+
+    def recover(self) -> list[str]:
+        """`resume` every plan the index lists as unfinished; the ids looked at. One plan's failure is
+        logged and does not stop the others."""
+        plan_ids = self._unfinished()
+        for plan_id in plan_ids:
+            try:
+                self.resume(plan_id)
+            except Exception as exc:  # one line: `agentops resume --all` shows its log to a person
+                logger.error("resuming plan %s failed: %s: %s", plan_id, type(exc).__name__, exc)
+        return plan_ids
 
     # --- async forms (HTTP): the same checks, the graph driven with astream/aget_state ---------------
 
@@ -154,7 +192,7 @@ class Orchestrator:
 
     async def arun(self, plan: PlanState, on_task: TaskObserver | None = None) -> dict[str, Any]:
         """Run a plan made by `new_plan` until it pauses or ends."""
-        async with self._plan_lock(plan["plan_id"]):
+        async with self._drive_lock(plan["plan_id"]):
             await self._adrive(plan["plan_id"], plan, on_task)
         return await self.ashow(plan["plan_id"])
 
@@ -162,7 +200,7 @@ class Orchestrator:
                       on_task: TaskObserver | None = None) -> dict[str, Any]:  # fmt: skip
         decision = await asyncio.to_thread(self._decision, plan_id, approver, approved, reason)
         # Waits while an earlier step of this plan (its first run, another approver's decision) is still running.
-        async with self._plan_lock(plan_id):
+        async with self._drive_lock(plan_id):
             waiting_for = (await self.graph.aget_state(self._thread(plan_id))).next
             try:
                 command = await asyncio.to_thread(self._claim, plan_id, decision, waiting_for)
@@ -175,10 +213,31 @@ class Orchestrator:
     async def aexpire_overdue(self, on_task: TaskObserver | None = None) -> list[str]:
         expired = await asyncio.to_thread(self._claim_expiries)
         for plan_id in expired:
-            async with self._plan_lock(plan_id):
+            async with self._drive_lock(plan_id):
                 if "approval" in (await self.graph.aget_state(self._thread(plan_id))).next:
                     await self._adrive(plan_id, _EXPIRED, on_task)
         return expired
+
+    async def aresume(self, plan_id: str, on_task: TaskObserver | None = None) -> dict[str, Any]:
+        """`resume` for async callers."""
+        async with self._drive_lock(plan_id):
+            for _ in range(_MAX_RESUME_STEPS):
+                snapshot = await self.graph.aget_state(self._thread(plan_id))
+                graph_input = await asyncio.to_thread(self._next_input, plan_id, snapshot)
+                if graph_input is _WAITS_FOR_A_HUMAN:
+                    break
+                await self._adrive(plan_id, graph_input, on_task)
+        return await self.ashow(plan_id)
+
+    async def arecover(self, on_task: TaskObserver | None = None) -> list[str]:
+        """`recover` for async callers (the HTTP service, at start-up)."""
+        plan_ids = await asyncio.to_thread(self._unfinished)
+        for plan_id in plan_ids:
+            try:
+                await self.aresume(plan_id, on_task)
+            except Exception as exc:
+                logger.error("resuming plan %s failed: %s: %s", plan_id, type(exc).__name__, exc)
+        return plan_ids
 
     async def aapprovals(self, on_task: TaskObserver | None = None) -> list[PlanSummary]:
         await self.aexpire_overdue(on_task)
@@ -189,6 +248,21 @@ class Orchestrator:
         async for event in self.graph.astream(graph_input, self._thread(plan_id), context=self.deps, stream_mode="tasks"):
             if on_task is not None:
                 on_task(plan_id, event)
+
+    @asynccontextmanager
+    async def _drive_lock(self, plan_id: str) -> AsyncIterator[None]:
+        """This process's lock on the plan first (so one waiter per process holds a connection), then the
+        database's, entered and left off the event loop (it may wait for another replica)."""
+        async with self._plan_lock(plan_id):
+            held = self._exclusive(plan_id)
+            await asyncio.to_thread(held.__enter__)
+            try:
+                yield
+            finally:
+                await asyncio.to_thread(held.__exit__, None, None, None)
+
+    def _exclusive(self, plan_id: str) -> AbstractContextManager[None]:
+        return self.index.db.exclusive(f"plan-run:{plan_id}")
 
     def _plan_lock(self, plan_id: str) -> asyncio.Lock:
         lock = self._locks.get(plan_id)
@@ -249,6 +323,27 @@ class Orchestrator:
         """Claim every overdue request's expiry in the index (one winner each); the ids this call claimed."""
         now = self.deps.clock()
         return [plan_id for plan_id in self.index.overdue(now) if self.index.expire(plan_id, now)]
+
+    def _unfinished(self) -> list[str]:
+        return [row.plan_id for status in UNFINISHED_STATUSES for row in self.index.list(status=status, limit=10_000)]
+
+    def _next_input(self, plan_id: str, snapshot: Any) -> Any:
+        """What moves a stopped run on: None (continue from the checkpoint), the index's next stored
+        decision or expiry for a run paused at approval, or _WAITS_FOR_A_HUMAN when nothing should."""
+        if not snapshot.values:
+            raise NotFound(f"no plan with id '{plan_id}'")
+        if not snapshot.next:
+            return _WAITS_FOR_A_HUMAN  # ended: nothing to continue
+        if "approval" not in snapshot.next:
+            return None  # died mid-run (planning, deploying): the nodes redo their step idempotently
+        stored = self.index.decisions(plan_id)
+        seen = len(decisions_in(snapshot.values))
+        if len(stored) > seen:
+            return Command(resume=stored[seen].model_dump(mode="json"))
+        summary = self.index.get(plan_id)
+        if summary is not None and summary.status == "expired":
+            return _EXPIRED
+        return _WAITS_FOR_A_HUMAN
 
     @staticmethod
     def _thread(plan_id: str) -> dict[str, Any]:

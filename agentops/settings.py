@@ -22,6 +22,10 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="AGENTOPS_", env_file=".env", extra="ignore")
 
     home: Path = Field(default=Path(".agentops"), description="State directory: checkpoints, plan index, audit log, Chroma.")
+    database_url: str | None = Field(
+        default=None,
+        description="postgresql://...: checkpoints, plan index and audit log in Postgres, shared by every replica; unset: SQLite under home.",
+    )
     knowledge_base_dir: Path = Field(default=PROJECT_ROOT / "knowledge_base", description="Policy documents (markdown + front matter).")
     collection_name: str = "policies"
 
@@ -46,6 +50,13 @@ class Settings(BaseSettings):
     watch_timeout_seconds: float = Field(default=3600, gt=0, description="Stop following an endpoint after this long (longer rollouts get their own budget).")
     watch_poll_seconds: float = Field(default=15, gt=0, description="First wait between DescribeEndpoint calls; grows to watch_max_poll_seconds.")
     watch_max_poll_seconds: float = Field(default=60, gt=0)
+
+    @field_validator("database_url")
+    @classmethod
+    def _postgres_only(cls, value: str | None) -> str | None:
+        if value and not value.startswith(("postgresql://", "postgres://")):
+            raise ValueError("AGENTOPS_DATABASE_URL must be a postgresql:// URL (unset: the embedded SQLite)")
+        return value or None
 
     @field_validator("vpc_subnet_ids", "vpc_security_group_ids", mode="before")
     @classmethod
@@ -125,6 +136,11 @@ class Settings(BaseSettings):
     @property
     def checkpoint_db(self) -> Path:
         return self.state_dir / "checkpoints.sqlite"
+
+    @property
+    def database(self) -> Path | str:
+        """Where the plan index and audit log live: the Postgres URL when one is set, else the SQLite file."""
+        return self.database_url or self.app_db
 
     @property
     def app_db(self) -> Path:

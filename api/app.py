@@ -59,7 +59,8 @@ def create_app(settings: Settings, *, clock: Callable[[], datetime] | None = Non
             runs = Runs(observer)
             app.state.orchestrator, app.state.observer, app.state.runs = orchestrator, observer, runs
             stop = asyncio.Event()
-            background = [asyncio.create_task(_expire_periodically(orchestrator, observer.on_task, settings.expiry_check_seconds, stop))]
+            background = [asyncio.create_task(_expire_periodically(orchestrator, observer.on_task, settings.expiry_check_seconds, stop)),
+                          asyncio.create_task(_recover(orchestrator, observer.on_task))]  # fmt: skip
             if webhook is not None:
                 background.append(asyncio.create_task(webhook.deliver_forever()))
             try:
@@ -94,7 +95,19 @@ def _audit(settings: Settings):
     from tools.audit_log import SqliteAuditLog
     from tools.audit_trail import build_audit_trail
 
-    return SqliteAuditLog(settings.app_db), lambda: build_audit_trail(settings).verify()
+    return SqliteAuditLog(settings.database), lambda: build_audit_trail(settings).verify()
+
+
+async def _recover(orchestrator: Orchestrator, on_task: TaskObserver) -> None:
+    """At start-up, continue what a process that died left unfinished (a decision it recorded but never
+    acted on, a deploy cut short). In the background: the service answers meanwhile, and a plan being
+    driven by another replica is waited for, not driven twice."""
+    try:
+        resumed = await orchestrator.arecover(on_task)
+        if resumed:
+            logger.info("looked at %d unfinished plans at start-up", len(resumed))
+    except Exception:
+        logger.exception("resuming unfinished plans failed")
 
 
 async def _expire_periodically(orchestrator: Orchestrator, on_task: TaskObserver, every: float, stop: asyncio.Event) -> None:

@@ -9,6 +9,7 @@ from agentops.errors import AgentOpsError
 from agentops.settings import Settings
 from api.app import create_app
 from api.auth import DEV_IDENTITIES, ApiKeys, create_dev_keys
+from tools.database import require_postgres
 
 console = Console()
 
@@ -18,6 +19,8 @@ def serve(settings: Settings, dev_keys: bool = False) -> None:
     if not len(ApiKeys.from_settings(settings)) and not settings.oidc_issuer:
         raise AgentOpsError(f"no API keys in {settings.api_keys_path} or AGENTOPS_API_KEYS, and no OIDC issuer: nobody could sign in. "
                             "Create a key with `agentops keys add NAME --role approver`, or start with --dev-keys for demo keys")  # fmt: skip
+    if settings.database_url:
+        require_postgres(settings.database_url)  # here, not in the lifespan: uvicorn would print a traceback
     app = create_app(settings)
     url = f"http://{settings.host}:{settings.port}/"
     console.rule("AgentOps")

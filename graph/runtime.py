@@ -1,11 +1,14 @@
-"""Building the real dependencies and the durable checkpointer from Settings (the embedded defaults)."""
+"""Building the real dependencies and the durable checkpointer from Settings: the embedded SQLite defaults,
+or Postgres for all three stores (checkpoints, plan index, audit log) when AGENTOPS_DATABASE_URL is set."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
+from typing import Any
 from contextlib import asynccontextmanager, contextmanager
 from functools import lru_cache
 
+from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.checkpoint.sqlite import SqliteSaver
 from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 
@@ -31,7 +34,7 @@ def build_dependencies(settings: Settings) -> Dependencies:
         deployer=deployer,
         watcher=watcher,
         audit_log=build_audit_trail(settings),  # the local log, mirrored to AWS when settings name a table/bucket
-        plan_index=SqlitePlanIndex(settings.app_db),
+        plan_index=SqlitePlanIndex(settings.database),
     )
 
 
@@ -73,15 +76,53 @@ def default_dependencies() -> Dependencies:
 
 
 @contextmanager
-def open_checkpointer(settings: Settings) -> Iterator[SqliteSaver]:
-    """The durable SQLite checkpointer under AGENTOPS_HOME (thread-safe: from_conn_string sets check_same_thread=False)."""
+def open_checkpointer(settings: Settings) -> Iterator[BaseCheckpointSaver]:
+    """The durable checkpointer: SQLite under AGENTOPS_HOME (thread-safe: from_conn_string sets
+    check_same_thread=False), or Postgres over a connection pool, its tables migrated first."""
+    if settings.database_url:
+        from langgraph.checkpoint.postgres import PostgresSaver
+        from psycopg_pool import ConnectionPool
+
+        migrate_checkpoints(settings.database_url)
+        with ConnectionPool(settings.database_url, min_size=1, max_size=10, open=False, kwargs=_saver_connection()) as pool:
+            yield PostgresSaver(pool)
+        return
     with SqliteSaver.from_conn_string(str(settings.checkpoint_db)) as saver:
         yield saver
 
 
 @asynccontextmanager
-async def open_async_checkpointer(settings: Settings) -> AsyncIterator[AsyncSqliteSaver]:
-    """The same checkpoint file for async callers (the HTTP service opens it once, in its lifespan):
-    SqliteSaver has no async methods."""
+async def open_async_checkpointer(settings: Settings) -> AsyncIterator[BaseCheckpointSaver]:
+    """The same store for async callers (the HTTP service opens it once, in its lifespan): SqliteSaver
+    has no async methods, so AsyncSqliteSaver on the file, or AsyncPostgresSaver on an async pool."""
+    if settings.database_url:
+        from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
+        from psycopg_pool import AsyncConnectionPool
+
+        migrate_checkpoints(settings.database_url)
+        async with AsyncConnectionPool(settings.database_url, min_size=1, max_size=20, open=False, kwargs=_saver_connection()) as pool:
+            yield AsyncPostgresSaver(pool)
+        return
     async with AsyncSqliteSaver.from_conn_string(str(settings.checkpoint_db)) as saver:
         yield saver
+
+
+def _saver_connection() -> dict[str, Any]:
+    from psycopg.rows import dict_row
+
+    # What the Postgres savers require of their connections (langgraph-checkpoint-postgres' README).
+    return {"autocommit": True, "prepare_threshold": 0, "row_factory": dict_row}
+
+
+def migrate_checkpoints(url: str) -> None:
+    """Create or upgrade the checkpoint tables (idempotent). Replicas starting together take turns on a
+    session advisory lock: the saver's migrations are not safe to run twice at once."""
+    import psycopg
+    from langgraph.checkpoint.postgres import PostgresSaver
+
+    with psycopg.connect(url, **_saver_connection()) as conn:
+        conn.execute("SELECT pg_advisory_lock(hashtextextended('agentops-migrate-checkpoints', 0))")
+        try:
+            PostgresSaver(conn).setup()
+        finally:
+            conn.execute("SELECT pg_advisory_unlock(hashtextextended('agentops-migrate-checkpoints', 0))")

@@ -3,6 +3,7 @@ so a node test builds exactly the dependencies it exercises and nothing global."
 
 from __future__ import annotations
 
+import os
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -42,6 +43,31 @@ def make_deps(settings: Settings, policy: Policy):
         return replace(deps, **overrides)
 
     return build
+
+
+POSTGRES_URL = os.environ.get("AGENTOPS_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test")
+
+
+@pytest.fixture
+def postgres_url():
+    """A fresh schema on the test Postgres server, named in the URL's search_path so every connection
+    (pools, the checkpointer, other processes) sees only this test's rows; dropped at the end. Skipped
+    with the reason where no server answers (a failure in CI)."""
+    import uuid
+
+    from fakes import needs
+    from tools.database import postgres_reachable
+
+    needs(postgres_reachable(POSTGRES_URL), f"no Postgres server answers at {POSTGRES_URL} (set AGENTOPS_TEST_DATABASE_URL)")
+    import psycopg
+
+    schema = f"agentops_test_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(POSTGRES_URL, autocommit=True) as conn:
+        conn.execute(f"CREATE SCHEMA {schema}")
+    separator = "&" if "?" in POSTGRES_URL else "?"
+    yield f"{POSTGRES_URL}{separator}options=-csearch_path%3D{schema}"
+    with psycopg.connect(POSTGRES_URL, autocommit=True) as conn:
+        conn.execute(f"DROP SCHEMA {schema} CASCADE")
 
 
 @pytest.fixture

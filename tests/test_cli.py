@@ -119,3 +119,38 @@ def test_kb_search_cites_document_and_section(cli):
 def test_human_output_is_a_readable_table(cli):
     out = cli("plan", PROD_INTENT, "--env", "prod").stdout
     assert "deployment config" in out and "ml.g5.xlarge" in out and "needs human approval" in out
+
+
+def test_resume_carries_out_a_decision_the_index_holds_but_the_run_never_saw(cli):
+    from datetime import datetime, timezone
+
+    from agentops.schemas import Decision
+    from tools.plan_index import PlanIndex
+
+    plan_id = as_json(cli("run", PROD_INTENT, "--env", "prod", "--user", "alice@example.com", "--json"))["plan_id"]
+    assert as_json(cli("resume", plan_id, "--json"))["status"] == "pending_approval", "nothing decided: it keeps waiting"
+    # What a process leaves when it dies after recording the decision and before resuming the run.
+    now = datetime.now(timezone.utc)
+    PlanIndex(cli.home / "agentops.sqlite").decide(plan_id, Decision(approved=True, approver="bob@example.com", reason="ok", decided_at=now), now)
+    assert as_json(cli("show", plan_id, "--json"))["waiting_for"] == ["approval"]
+
+    view = as_json(cli("resume", plan_id, "--json"))
+    assert view["status"] == "deployed" and view["decision"]["approver"] == "bob@example.com"
+    assert as_json(cli("resume", "--all", "--json")) == [], "safe to repeat: nothing is left unfinished"
+    assert "name one plan, or pass --all" in cli("resume", expect=1).stderr
+    cli("audit", "verify")
+
+
+@pytest.mark.parametrize("args", [("plans",), ("audit", "verify"), ("serve", "--dev-keys", "--port", "0")])
+def test_an_unreachable_database_is_one_line_naming_it_without_the_password(tmp_path, args):
+    import socket
+
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {**os.environ, "AGENTOPS_HOME": str(tmp_path / "state"),
+           "AGENTOPS_DATABASE_URL": f"postgresql://agentops:s3cret@127.0.0.1:{port}/agentops"}  # fmt: skip
+    result = subprocess.run([AGENTOPS, *args], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 1, result.stderr
+    assert f"cannot connect to the database at 127.0.0.1:{port}/agentops" in result.stderr
+    assert "s3cret" not in result.stderr and result.stderr.strip().count("\n") == 0

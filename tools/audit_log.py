@@ -1,4 +1,4 @@
-"""The append-only, hash-chained audit log in the embedded SQLite database: the source of truth.
+"""The append-only, hash-chained audit log in the embedded SQLite database or Postgres: the source of truth.
 
 All events of all plans form one chain (tools/audit_chain.py). Appends are idempotent on
 (plan_id, step): a node that re-runs after a crash or an interrupt writes nothing twice. Digests are
@@ -9,8 +9,6 @@ the `audit_sync` table to remember how far each remote copy has been written.
 
 from __future__ import annotations
 
-import sqlite3
-from collections.abc import Iterator
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable
@@ -27,9 +25,9 @@ from tools.audit_chain import (  # re-exported: the log's callers import the cha
     next_digest,
     parse_digest,
 )
-from tools.sqlite_db import connection
+from tools.database import Connection, Database
 
-__all__ = ["GENESIS_HASH", "AuditEvent", "Digest", "EventRecord", "SqliteAuditLog", "VerifyResult",
+__all__ = ["GENESIS_HASH", "AuditEvent", "AuditLog", "Digest", "EventRecord", "SqliteAuditLog", "VerifyResult",
            "canonical_json", "event_hash", "event_id_for"]  # fmt: skip
 
 LOCAL_STORE = "local log"  # how verification names this store
@@ -63,23 +61,28 @@ def _utc_now() -> datetime:
     return datetime.now(timezone.utc)
 
 
-def _record(row: sqlite3.Row) -> EventRecord:
+# Every append and digest holds this lock: one chain head, whatever the number of processes.
+_CHAIN_LOCK = "audit-chain"
+
+
+def _record(row: Any) -> EventRecord:
     return EventRecord(**{k: row[k] for k in EventRecord.__annotations__})  # type: ignore[typeddict-item]
 
 
-class SqliteAuditLog:
-    """Implements graph.context.AuditSink on a SQLite file.
+class AuditLog:
+    """Implements graph.context.AuditSink on a SQLite file or Postgres (tools/database.Database).
 
     `digest_every`: after an append leaves this many events no digest covers, a digest is made in the
     same transaction (0: only when `digest()` is called).
     """
 
-    def __init__(self, path: Path, clock: Callable[[], datetime] = _utc_now, digest_every: int = 0):
-        self.path = Path(path)
+    def __init__(self, db: Path | str | Database, clock: Callable[[], datetime] = _utc_now, digest_every: int = 0):
+        self.db = Database.of(db)
+        self.path = self.db.path  # the SQLite file (None on Postgres)
         self.clock = clock
         self.digest_every = digest_every
-        with connection(self.path) as conn:
-            conn.executescript(_SCHEMA)
+        with self.db.connect() as conn:
+            conn.script(_SCHEMA)
 
     def append(self, plan_id: str, step: str, actor: str, payload: dict[str, Any]) -> bool:
         """Append one event; False (and nothing written) if this plan's step is already on the log."""
@@ -87,10 +90,10 @@ class SqliteAuditLog:
         payload_json = canonical_json(payload)
         # An uncommitted transaction is rolled back when the connection closes, so any failure below
         # leaves the chain as it was.
-        with connection(self.path) as conn:
-            # IMMEDIATE takes the write lock before reading the chain head, so two writers (threads or
-            # processes) cannot both link to the same previous event.
-            conn.execute("BEGIN IMMEDIATE")
+        with self.db.connect() as conn:
+            # The chain lock is taken before reading the chain head, so two writers (threads, processes,
+            # replicas) cannot both link to the same previous event.
+            conn.begin_write(_CHAIN_LOCK)
             if conn.execute("SELECT 1 FROM audit_events WHERE event_id = ?", (event_id,)).fetchone():
                 return False
             head = conn.execute("SELECT seq, hash FROM audit_events ORDER BY seq DESC LIMIT 1").fetchone()
@@ -104,24 +107,24 @@ class SqliteAuditLog:
             )
             if self.digest_every and seq - _last_digested(conn) >= self.digest_every:
                 self._digest_in(conn)
-            conn.execute("COMMIT")
+            conn.commit()
             return True
 
     # --- digests -------------------------------------------------------------------------------
 
     def digest(self) -> Digest | None:
         """Make a digest of the events since the last one; None (nothing written) if there are none."""
-        with connection(self.path) as conn:
-            conn.execute("BEGIN IMMEDIATE")  # the same lock appends take: the head cannot move meanwhile
+        with self.db.connect() as conn:
+            conn.begin_write(_CHAIN_LOCK)  # the same lock appends take: the head cannot move meanwhile
             made = self._digest_in(conn)
-            conn.execute("COMMIT")
+            conn.commit()
             return made
 
-    def _digest_in(self, conn: sqlite3.Connection) -> Digest | None:
+    def _digest_in(self, conn: Connection) -> Digest | None:
         row = conn.execute("SELECT body FROM audit_digests ORDER BY digest_seq DESC LIMIT 1").fetchone()
         previous = parse_digest(row["body"], "the latest local digest") if row else None
         after = previous.last_seq if previous else 0
-        records = [_record(r) for r in conn.execute("SELECT * FROM audit_events WHERE seq > ? ORDER BY seq", (after,))]
+        records = [_record(r) for r in conn.execute("SELECT * FROM audit_events WHERE seq > ? ORDER BY seq", (after,)).fetchall()]
         digest = next_digest(previous, records, self.clock())
         if digest:
             conn.execute("INSERT INTO audit_digests (digest_seq, last_seq, body) VALUES (?, ?, ?)",
@@ -129,15 +132,15 @@ class SqliteAuditLog:
         return digest
 
     def digests(self, after: int = 0) -> list[Digest]:
-        with connection(self.path) as conn:
+        with self.db.connect() as conn:
             rows = conn.execute("SELECT digest_seq, body FROM audit_digests WHERE digest_seq > ? ORDER BY digest_seq", (after,)).fetchall()
         return [parse_digest(r["body"], f"local digest {r['digest_seq']}") for r in rows]
 
     # --- reading -------------------------------------------------------------------------------
 
-    def _rows(self, where: str = "", params: tuple = ()) -> Iterator[sqlite3.Row]:
-        with connection(self.path) as conn:
-            yield from conn.execute(f"SELECT * FROM audit_events {where} ORDER BY seq", params)
+    def _rows(self, where: str = "", params: tuple = ()) -> list[Any]:
+        with self.db.connect() as conn:
+            return conn.execute(f"SELECT * FROM audit_events {where} ORDER BY seq", params).fetchall()
 
     def records(self, after: int = 0) -> list[EventRecord]:
         """Events as stored (payload as JSON text), in chain order, after event `after`."""
@@ -148,21 +151,21 @@ class SqliteAuditLog:
         return [AuditEvent.from_record(_record(row)) for row in rows]
 
     def head(self) -> int:
-        with connection(self.path) as conn:
-            return conn.execute("SELECT COALESCE(MAX(seq), 0) FROM audit_events").fetchone()[0]
+        with self.db.connect() as conn:
+            return conn.execute("SELECT COALESCE(MAX(seq), 0) AS head FROM audit_events").fetchone()["head"]
 
     # --- how far each remote copy has been written ------------------------------------------------
 
     def synced(self, target: str) -> int:
-        with connection(self.path) as conn:
+        with self.db.connect() as conn:
             row = conn.execute("SELECT seq FROM audit_sync WHERE target = ?", (target,)).fetchone()
         return row["seq"] if row else 0
 
     def mark_synced(self, target: str, seq: int) -> None:
         """Never moves back: two processes syncing at once both end at the furthest point."""
-        with connection(self.path) as conn:
+        with self.db.connect() as conn:
             conn.execute("INSERT INTO audit_sync (target, seq) VALUES (?, ?) "
-                         "ON CONFLICT (target) DO UPDATE SET seq = MAX(seq, excluded.seq)", (target, seq))  # fmt: skip
+                         f"ON CONFLICT (target) DO UPDATE SET seq = {self.db.greatest}(audit_sync.seq, excluded.seq)", (target, seq))  # fmt: skip
 
     # --- verification --------------------------------------------------------------------------
 
@@ -177,6 +180,9 @@ class SqliteAuditLog:
         return AuditTrail(self).verify()
 
 
-def _last_digested(conn: sqlite3.Connection) -> int:
-    return conn.execute("SELECT COALESCE(MAX(last_seq), 0) FROM audit_digests").fetchone()[0]
+def _last_digested(conn: Connection) -> int:
+    return conn.execute("SELECT COALESCE(MAX(last_seq), 0) AS last FROM audit_digests").fetchone()["last"]
+
+
+SqliteAuditLog = AuditLog  # the name from before Postgres: same class, a path still selects SQLite
 

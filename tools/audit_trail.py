@@ -248,7 +248,7 @@ def _checking(store: str) -> Iterator[None]:
 def build_audit_trail(settings: Settings, clock: Callable[[], datetime] = _utc_now) -> AuditTrail:
     """The local log, plus the AWS copies the settings name, through the same clients execute mode uses
     (boto3's credential chain, AGENTOPS_AWS_REGION / _ENDPOINT_URL / _MAX_ATTEMPTS)."""
-    log = SqliteAuditLog(settings.app_db, clock=clock, digest_every=settings.audit_digest_every)
+    log = SqliteAuditLog(settings.database, clock=clock, digest_every=settings.audit_digest_every)
     mirrors: list[EventMirror] = []
     archive = None
     if settings.audit_dynamodb_table or settings.audit_s3_bucket:

@@ -1,24 +1,25 @@
-"""The plan index: one row per plan (status, env, requester, timestamps) in the embedded SQLite file.
+"""The plan index: one row per plan (status, env, requester, timestamps), in SQLite or Postgres
+(tools/database.py: the same SQL on both).
 
 LangGraph has no "list threads" API; lists and the approvals queue read this table, never a scan of
 checkpoints. Human decisions live in a second table, one row per decision in numbered slots: a decision
 is a conditional insert (the plan pending and unexpired, the approver not the requester) checked by its
 row count, and the slot and approver constraints make of racing approvers exactly one win each slot —
-and no one fill two. The plan's status moves to approved once enough slots hold approvals (policy
+and no one fill two. Racing decisions on one plan also queue on a per-plan write lock (across processes
+and replicas), and the move to approved/rejected is itself conditional on the plan still pending. The plan's status moves to approved once enough slots hold approvals (policy
 `approval.approvers_required`), to rejected on the first rejection.
 """
 
 from __future__ import annotations
 
 import json
-import sqlite3
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from agentops.policy import person_key
 from agentops.schemas import TERMINAL_STATUSES, Decision, PlanSummary
-from tools.sqlite_db import connection
+from tools.database import Database
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS plans (
@@ -52,20 +53,21 @@ CREATE TABLE IF NOT EXISTS decisions (
 _DECIDED = tuple(sorted(TERMINAL_STATUSES | {"approved", "deploying"}))
 
 
-class SqlitePlanIndex:
+class PlanIndex:
     """Implements graph.context.PlanRecorder, plus the queries and the decision the front ends need."""
 
-    def __init__(self, path: Path):
-        self.path = Path(path)
-        with connection(self.path) as conn:
-            conn.executescript(_SCHEMA)
+    def __init__(self, db: Path | str | Database):
+        self.db = Database.of(db)
+        self.path = self.db.path  # the SQLite file (None on Postgres)
+        with self.db.connect() as conn:
+            conn.script(_SCHEMA)  # idempotent: the migration every process runs at start-up
 
     def _execute(self, sql: str, params: tuple = ()) -> int:
-        with connection(self.path) as conn:
+        with self.db.connect() as conn:
             return conn.execute(sql, params).rowcount
 
-    def _select(self, sql: str, params: tuple = ()) -> list[sqlite3.Row]:
-        with connection(self.path) as conn:
+    def _select(self, sql: str, params: tuple = ()) -> list[Any]:
+        with self.db.connect() as conn:
             return conn.execute(sql, params).fetchall()
 
     def record(self, state: dict[str, Any]) -> None:
@@ -99,29 +101,33 @@ class SqlitePlanIndex:
         requester, or the approver has decided on this plan already. The plan becomes `rejected` on a
         rejection and `approved` when the `required`-th approval lands; before that it stays pending.
         """
-        with connection(self.path) as conn:
-            # IMMEDIATE takes the write lock first, so the slot count and the insert cannot interleave
-            # with another approver's; the constraints would refuse a duplicate slot or approver anyway.
-            conn.execute("BEGIN IMMEDIATE")
+        with self.db.connect() as conn:
+            # The per-plan write lock makes the slot count and the insert one step against other approvers
+            # of this plan, in any process; the constraints would refuse a duplicate slot or approver anyway.
+            conn.begin_write(f"plan-decision:{plan_id}")
+            slot = conn.execute("SELECT COUNT(*) + 1 AS slot FROM decisions WHERE plan_id = ?", (plan_id,)).fetchone()["slot"]
             inserted = conn.execute(
                 "INSERT INTO decisions (plan_id, slot, approver, approver_key, approved, decision) "
-                "SELECT plan_id, (SELECT COUNT(*) + 1 FROM decisions WHERE plan_id = ?), ?, ?, ?, ? FROM plans "
+                "SELECT plan_id, ?, ?, ?, ?, ? FROM plans "
                 "WHERE plan_id = ? AND status = 'pending_approval' AND lower(trim(requester)) <> ? "
                 "AND (expires_at IS NULL OR expires_at > ?) "
                 "ON CONFLICT DO NOTHING",
-                (plan_id, decision.approver, person_key(decision.approver), decision.approved, decision.model_dump_json(),
+                (slot, decision.approver, person_key(decision.approver), int(decision.approved), decision.model_dump_json(),
                  plan_id, person_key(decision.approver), now.isoformat()),
             )  # fmt: skip
             if inserted.rowcount != 1:
-                conn.execute("ROLLBACK")
+                conn.rollback()
                 return None
-            slot = conn.execute("SELECT slot FROM decisions WHERE rowid = ?", (inserted.lastrowid,)).fetchone()["slot"]
             if not decision.approved or slot >= required:
-                conn.execute(
-                    "UPDATE plans SET status = ?, decision = ?, updated_at = ? WHERE plan_id = ?",
+                # Conditional on the plan still pending: the one transition out of pending_approval.
+                moved = conn.execute(
+                    "UPDATE plans SET status = ?, decision = ?, updated_at = ? WHERE plan_id = ? AND status = 'pending_approval'",
                     ("approved" if decision.approved else "rejected", decision.model_dump_json(), now.isoformat(), plan_id),
                 )
-            conn.execute("COMMIT")
+                if moved.rowcount != 1:
+                    conn.rollback()
+                    return None
+            conn.commit()
             return slot
 
     def decisions(self, plan_id: str) -> list[Decision]:
@@ -161,7 +167,10 @@ class SqlitePlanIndex:
         return [_summary(row) for row in rows]
 
 
-def _summary(row: sqlite3.Row) -> PlanSummary:
+def _summary(row: Any) -> PlanSummary:
     data = dict(row)
     data["decision"] = json.loads(data["decision"]) if data["decision"] else None
     return PlanSummary.model_validate(data)
+
+
+SqlitePlanIndex = PlanIndex  # the name from before Postgres: same class, a path still selects SQLite
