@@ -122,5 +122,5 @@ def test_one_rejection_ends_a_two_approver_plan(make_deps, policy):
 
 def test_node_called_directly_outside_a_graph_cannot_skip_the_interrupt(make_deps):
     # Outside a running graph there is nothing to resume from: interrupt() must fail, not approve.
-    with pytest.raises(Exception):
+    with pytest.raises(RuntimeError):
         approval(pending_state(), runtime_for(make_deps()))
