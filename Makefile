@@ -14,7 +14,7 @@ demo: install
 	$(BIN)/agentops demo
 
 test: install
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n auto
 
 install: $(VENV)/.installed
 

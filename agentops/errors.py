@@ -19,3 +19,8 @@ class Conflict(AgentOpsError):
 
 class Forbidden(AgentOpsError):
     """The caller may not do this (e.g. approving their own plan)."""
+
+
+class EnvironmentProblem(AgentOpsError):
+    """The machine's set-up stops this, not the request: credentials, profile, region, role, quota, a
+    database or endpoint that cannot be reached. The message names the cause and the fix."""

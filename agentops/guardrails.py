@@ -55,9 +55,7 @@ def check_config(
     except ValidationError as exc:
         for error in exc.errors():
             field = ".".join(str(p) for p in error["loc"]) or "config"
-            findings.violations.append(
-                Violation(rule="schema.invalid", message=f"config field '{field}': {error['msg']}", policy="schema")
-            )
+            findings.violations.append(Violation(rule="schema.invalid", message=f"config field '{field}': {error['msg']}", policy="schema"))
         return _report(findings, None, None, [])
     if isinstance(cfg, EndpointAction):
         return _check_endpoint_action(cfg, env, findings)
@@ -100,7 +98,9 @@ def approval_reasons(cfg: DeploymentConfig, env: str, peak_cost: float | None, p
         reasons.append(f"every {env} deployment needs human approval")
     threshold = rules.peak_instance_count_at_least.get(env)
     if threshold is not None and cfg.peak_instance_count >= threshold:
-        reasons.append(f"{env} deployments that can reach {threshold} or more instances need approval (this one: {cfg.peak_instance_count})")
+        reasons.append(
+            f"{env} deployments that can reach {threshold} or more instances need approval (this one: {cfg.peak_instance_count})"
+        )
     if peak_cost is not None and peak_cost > rules.peak_cost_above_usd_per_hour:
         reasons.append(f"peak cost ${peak_cost:.2f}/h is above ${rules.peak_cost_above_usd_per_hour:g}/h")
     return reasons
@@ -235,7 +235,9 @@ def _check_rollback(cfg: DeploymentConfig, findings: _Findings) -> None:
 def _check_monitoring(cfg: DeploymentConfig, env: str, findings: _Findings) -> None:
     if cfg.enable_model_monitor and cfg.data_capture_percent <= 0:
         # Model Monitor analyses captured traffic: without capture it has nothing to read.
-        findings.violate("monitoring.needs_capture", "monitoring", "a Model Monitor schedule needs data capture (data_capture_percent is 0)")
+        findings.violate(
+            "monitoring.needs_capture", "monitoring", "a Model Monitor schedule needs data capture (data_capture_percent is 0)"
+        )
     if env not in findings.policy.monitoring.required_in:
         return
     if cfg.data_capture_percent <= 0 and not cfg.enable_model_monitor:
@@ -274,10 +276,23 @@ def network_problem(env: str, policy: Policy, subnets: list[str], security_group
         return "a VPC needs both subnets and security groups: set both AGENTOPS_VPC_SUBNET_IDS and AGENTOPS_VPC_SECURITY_GROUP_IDS"
     if env in policy.network.vpc_required_in and not subnets:
         source = policy.source("network")
-        return (f"{env} models must run in a VPC ({source.policy} § {source.section}): "
-                "set AGENTOPS_VPC_SUBNET_IDS and AGENTOPS_VPC_SECURITY_GROUP_IDS")  # fmt: skip
+        return (
+            f"{env} models must run in a VPC ({source.policy} § {source.section}): "
+            "set AGENTOPS_VPC_SUBNET_IDS and AGENTOPS_VPC_SECURITY_GROUP_IDS"
+        )
     return None
 
 
 def vpc_required(env: str, policy: Policy) -> bool:
     return env in policy.network.vpc_required_in
+
+
+def planned_network(
+    env: str, policy: Policy, subnets: list[str], security_groups: list[str]
+) -> tuple[dict[str, list[str]] | None, str | None]:
+    """The VPC a model gets in `env` (SageMaker's VpcConfig, from settings, where policy requires one), and
+    why it cannot have it, if so."""
+    problem = network_problem(env, policy, subnets, security_groups)
+    if not vpc_required(env, policy) or problem is not None or not subnets:
+        return None, problem
+    return {"Subnets": list(subnets), "SecurityGroupIds": list(security_groups)}, problem

@@ -111,7 +111,7 @@ class Change(BaseModel):
     action: LifecycleAction | None = Field(description="None when the current state is unknown (create or update).")
     known: bool = Field(description="Whether AgentOps read the endpoint's current state.")
     summary: str
-    current: dict[str, Any] | None = Field(default=None, description="What runs now (tools.sagemaker.EndpointState).")
+    current: dict[str, Any] | None = Field(default=None, description="What runs now (tools.sagemaker.calls.EndpointState).")
     diff: list[FieldChange] = Field(default_factory=list)
     removes: list[str] = Field(default_factory=list, description="teardown: the resources that will be deleted.")
     warnings: list[str] = Field(default_factory=list)

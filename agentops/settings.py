@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 from functools import cached_property
 from pathlib import Path
-
 from typing import Annotated, Any, Literal
 
 from pydantic import AliasChoices, Field, SecretStr, field_validator
@@ -45,10 +44,18 @@ class Settings(BaseSettings):
     aws_max_attempts: int = Field(default=3, ge=1, le=10, description="botocore attempts per call (standard mode: network errors, 5xx).")
     aws_throttle_attempts: int = Field(default=6, ge=1, le=20, description="Attempts per call while AWS throttles it.")
     aws_throttle_backoff_seconds: float = Field(default=1.0, ge=0, description="First wait after a throttled call; doubles, at most 30 s.")
-    vpc_subnet_ids: Annotated[list[str], NoDecode] = Field(default_factory=list, description="Comma-separated subnets for models where policy requires a VPC.")
-    vpc_security_group_ids: Annotated[list[str], NoDecode] = Field(default_factory=list, description="Comma-separated security groups, likewise.")
-    watch_timeout_seconds: float = Field(default=3600, gt=0, description="Stop following an endpoint after this long (longer rollouts get their own budget).")
-    watch_poll_seconds: float = Field(default=15, gt=0, description="First wait between DescribeEndpoint calls; grows to watch_max_poll_seconds.")
+    vpc_subnet_ids: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, description="Comma-separated subnets for models where policy requires a VPC."
+    )
+    vpc_security_group_ids: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, description="Comma-separated security groups, likewise."
+    )
+    watch_timeout_seconds: float = Field(
+        default=3600, gt=0, description="Stop following an endpoint after this long (longer rollouts get their own budget)."
+    )
+    watch_poll_seconds: float = Field(
+        default=15, gt=0, description="First wait between DescribeEndpoint calls; grows to watch_max_poll_seconds."
+    )
     watch_max_poll_seconds: float = Field(default=60, gt=0)
 
     @field_validator("database_url")
@@ -90,7 +97,9 @@ class Settings(BaseSettings):
     nim_timeout_seconds: float = Field(default=30.0, gt=0, description="Per HTTP attempt.")
     nim_retries: int = Field(default=2, ge=0, le=5, description="Extra attempts after a transient failure.")
     nim_backoff_seconds: float = Field(default=0.5, ge=0, description="First wait between attempts; doubles each time.")
-    nim_on_failure: Literal["fallback", "fail"] = Field(default="fallback", description="fallback: offline default stands in; fail: the plan fails.")
+    nim_on_failure: Literal["fallback", "fail"] = Field(
+        default="fallback", description="fallback: offline default stands in; fail: the plan fails."
+    )
     nvidia_telemetry: bool = Field(default=False, description="The client library's usage telemetry to NVIDIA (hosted only).")
 
     # --- audit (docs/audit.md) -------------------------------------------------------------------------
@@ -101,7 +110,9 @@ class Settings(BaseSettings):
     audit_s3_bucket: str | None = Field(default=None, description="Publish digests to this S3 bucket (Object Lock, COMPLIANCE mode).")
     audit_s3_events: bool = Field(default=False, description="Also write each event to the S3 bucket as a locked object.")
     audit_retention_days: int = Field(default=365, ge=1, description="COMPLIANCE retention of each object written to S3.")
-    audit_digest_every: int = Field(default=10, ge=0, description="Make a digest after this many new events (0: only on `agentops audit digest`).")
+    audit_digest_every: int = Field(
+        default=10, ge=0, description="Make a digest after this many new events (0: only on `agentops audit digest`)."
+    )
 
     # --- HTTP service (`agentops serve`; docs/http-api.md) ---------------------------------------------
     # Every route but /healthz and /readyz needs an API key or an OIDC bearer token. API keys are stored
@@ -113,7 +124,9 @@ class Settings(BaseSettings):
     api_keys: str | None = Field(default=None, description='Hashed API keys as JSON: {"keys": [{"name", "roles", "sha256"}]}.')
     oidc_issuer: str | None = Field(default=None, description="Accept bearer JWTs from this OIDC issuer (e.g. a Cognito user pool URL).")
     oidc_audience: str | None = Field(default=None, description="Required `aud` of those tokens (the app client id); unchecked when unset.")
-    oidc_jwks_url: str | None = Field(default=None, description="Where the issuer's signing keys are; default ISSUER/.well-known/jwks.json.")
+    oidc_jwks_url: str | None = Field(
+        default=None, description="Where the issuer's signing keys are; default ISSUER/.well-known/jwks.json."
+    )
     oidc_roles_claim: str = Field(default="cognito:groups", description="Claim listing the caller's roles (groups named like the roles).")
     oidc_name_claim: str = Field(default="email", description="Claim naming the caller (falls back to `sub`).")
     webhook_url: str | None = Field(default=None, description="Slack-compatible incoming webhook for approvals and deployments.")

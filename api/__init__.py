@@ -1,4 +1,4 @@
-"""The HTTP service: a FastAPI app over agentops.service (routes, authentication, the approvals page)."""
+"""The HTTP service: a FastAPI app over app.service (routes, authentication, the approvals page)."""
 
 from api.app import create_app
 

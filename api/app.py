@@ -16,7 +16,6 @@ from datetime import datetime
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
-from agentops.service import Orchestrator, TaskObserver
 from agentops.settings import Settings
 from api import errors, ops, routes
 from api.auth import Authenticator
@@ -24,6 +23,7 @@ from api.middleware import BodyLimit, RequestMetrics, SecurityHeaders
 from api.notify import Webhook
 from api.observe import Metrics, Observer
 from api.runs import Runs
+from app.service import Orchestrator, TaskObserver
 
 logger = logging.getLogger("agentops.api")
 
@@ -59,8 +59,10 @@ def create_app(settings: Settings, *, clock: Callable[[], datetime] | None = Non
             runs = Runs(observer)
             app.state.orchestrator, app.state.observer, app.state.runs = orchestrator, observer, runs
             stop = asyncio.Event()
-            background = [asyncio.create_task(_expire_periodically(orchestrator, observer.on_task, settings.expiry_check_seconds, stop)),
-                          asyncio.create_task(_recover(orchestrator, observer.on_task))]  # fmt: skip
+            background = [
+                asyncio.create_task(_expire_periodically(orchestrator, observer.on_task, settings.expiry_check_seconds, stop)),
+                asyncio.create_task(_recover(orchestrator, observer.on_task)),
+            ]
             if webhook is not None:
                 background.append(asyncio.create_task(webhook.deliver_forever()))
             try:
@@ -92,8 +94,8 @@ def create_app(settings: Settings, *, clock: Callable[[], datetime] | None = Non
 def _audit(settings: Settings):
     """The audit log to read a plan's events from, and the full verification (every configured store),
     the same as `agentops audit show` / `agentops audit verify`."""
-    from tools.audit_log import SqliteAuditLog
-    from tools.audit_trail import build_audit_trail
+    from tools.audit.local import SqliteAuditLog
+    from tools.audit.trail import build_audit_trail
 
     return SqliteAuditLog(settings.database), lambda: build_audit_trail(settings).verify()
 

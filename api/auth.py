@@ -166,14 +166,20 @@ class OidcVerifier:
         try:
             key = self._jwks.get_signing_key_from_jwt(token)
         except jwt.PyJWKClientConnectionError:
-            raise ApiError(503, "identity_provider_unreachable", "the identity provider's signing keys could not be fetched; try again") from None
+            raise ApiError(
+                503, "identity_provider_unreachable", "the identity provider's signing keys could not be fetched; try again"
+            ) from None
         except (jwt.PyJWKClientError, jwt.InvalidTokenError) as exc:
             raise _unauthorized(f"bearer token not accepted: {exc}") from None
         try:
             claims = jwt.decode(
-                token, key.key, algorithms=self.ALGORITHMS, issuer=self.issuer, audience=self.audience,
+                token,
+                key.key,
+                algorithms=self.ALGORITHMS,
+                issuer=self.issuer,
+                audience=self.audience,
                 options={"require": ["exp", "iss"], "verify_aud": self.audience is not None},
-            )  # fmt: skip
+            )
         except jwt.InvalidTokenError as exc:
             raise _unauthorized(f"bearer token not accepted: {exc}") from None
         name = claims.get(self.name_claim) or claims.get("sub")

@@ -36,10 +36,14 @@ def error_body(code: str, message: str, fields: list[dict[str, Any]] | None = No
 
 
 def _domain_status(exc: AgentOpsError) -> tuple[int, str]:
-    from agentops.service import RequestExpired  # the service imports the graph; keep this module light
+    from app.service import RequestExpired  # the service imports the graph; keep this module light
 
-    for kind, status, code in ((NotFound, 404, "not_found"), (Forbidden, 403, "forbidden"),
-                               (RequestExpired, 409, "expired"), (Conflict, 409, "conflict")):  # fmt: skip
+    for kind, status, code in (
+        (NotFound, 404, "not_found"),
+        (Forbidden, 403, "forbidden"),
+        (RequestExpired, 409, "expired"),
+        (Conflict, 409, "conflict"),
+    ):
         if isinstance(exc, kind):
             return status, code
     return 422, "invalid"  # anything else the domain refuses is a problem with the input

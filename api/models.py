@@ -16,8 +16,9 @@ from agentops.intake import MAX_INTENT_CHARS, MAX_REQUESTER_CHARS
 from agentops.schemas import Change, Constraints, Decision, Evidence, PlanStatus, Verdict
 
 PLAN_ID_EXAMPLE = "5d0c6a1f4b6e4f0e9a7c2d1b3e8f9a10"
-PlanId = Annotated[str, Path(pattern=r"^[A-Za-z0-9_-]{1,64}$", description="The plan's id (its LangGraph thread id).",
-                             examples=[PLAN_ID_EXAMPLE])]  # fmt: skip
+PlanId = Annotated[
+    str, Path(pattern=r"^[A-Za-z0-9_-]{1,64}$", description="The plan's id (its LangGraph thread id).", examples=[PLAN_ID_EXAMPLE])
+]
 MAX_REASON_CHARS = 1000
 
 
@@ -63,8 +64,12 @@ class SeedIntentIn(IntentIn):
     """`POST /intent` as the seed service took it. `user`, if sent, must be the caller."""
 
     # Marked deprecated in the schema only: pydantic's own `deprecated=` would warn on every read.
-    user: str | None = Field(default=None, max_length=MAX_REQUESTER_CHARS, json_schema_extra={"deprecated": True},
-                             description="Ignored beyond a check: the requester is the caller.")  # fmt: skip
+    user: str | None = Field(
+        default=None,
+        max_length=MAX_REQUESTER_CHARS,
+        json_schema_extra={"deprecated": True},
+        description="Ignored beyond a check: the requester is the caller.",
+    )
 
 
 class DecisionIn(Input):
@@ -81,8 +86,12 @@ class SeedApproveIn(DecisionIn):
 
     plan_id: str = Field(pattern=r"^[A-Za-z0-9_-]{1,64}$")
     approved: bool = True
-    approver: str | None = Field(default=None, max_length=MAX_REQUESTER_CHARS, json_schema_extra={"deprecated": True},
-                                 description="Ignored beyond a check: the approver is the caller.")  # fmt: skip
+    approver: str | None = Field(
+        default=None,
+        max_length=MAX_REQUESTER_CHARS,
+        json_schema_extra={"deprecated": True},
+        description="Ignored beyond a check: the approver is the caller.",
+    )
 
 
 # --- responses ---------------------------------------------------------------------------------------
@@ -147,21 +156,41 @@ class PrincipalOut(BaseModel):
 
 
 PLAN_EXAMPLE: dict[str, Any] = {
-    "plan_id": PLAN_ID_EXAMPLE, "status": "pending_approval", "env": "prod", "requester": "alice@example.com",
+    "plan_id": PLAN_ID_EXAMPLE,
+    "status": "pending_approval",
+    "env": "prod",
+    "requester": "alice@example.com",
     "intent": "deploy fraud-detector v3 to prod on 2 ml.g5.xlarge, canary 10%",
-    "created_at": "2026-11-24T12:00:00+00:00", "expires_at": "2026-11-25T12:00:00+00:00",
-    "config": {"model_name": "fraud-detector-v3", "endpoint_name": "fraud-detector-prod", "instance_type": "ml.g5.xlarge",
-               "instance_count": 2, "deployment_strategy": "canary", "canary_percent": 10},
-    "hourly_cost_usd": 2.816, "peak_cost_usd": 2.816,
+    "created_at": "2026-11-24T12:00:00+00:00",
+    "expires_at": "2026-11-25T12:00:00+00:00",
+    "config": {
+        "model_name": "fraud-detector-v3",
+        "endpoint_name": "fraud-detector-prod",
+        "instance_type": "ml.g5.xlarge",
+        "instance_count": 2,
+        "deployment_strategy": "canary",
+        "canary_percent": 10,
+    },
+    "hourly_cost_usd": 2.816,
+    "peak_cost_usd": 2.816,
     "verdict": {"allowed": True, "violations": [], "warnings": []},
-    "requires_approval": True, "approval_reasons": ["every prod deployment needs human approval"],
-    "change": {"action": "update", "known": True, "summary": "endpoint fraud-detector-prod is updated (blue/green, canary 10%)",
-               "diff": [{"field": "instance_type", "current": "ml.g5.xlarge", "planned": "ml.g5.2xlarge"}]},
-    "approvers_required": 1, "approvals": [], "waiting_for": ["approval"],
-}  # fmt: skip
+    "requires_approval": True,
+    "approval_reasons": ["every prod deployment needs human approval"],
+    "change": {
+        "action": "update",
+        "known": True,
+        "summary": "endpoint fraud-detector-prod is updated (blue/green, canary 10%)",
+        "diff": [{"field": "instance_type", "current": "ml.g5.xlarge", "planned": "ml.g5.2xlarge"}],
+    },
+    "approvers_required": 1,
+    "approvals": [],
+    "waiting_for": ["approval"],
+}
 
 
 def accepted_example(**changes: Any) -> dict[str, Any]:
-    links = {name: f"/plans/{PLAN_ID_EXAMPLE}{suffix}" for name, suffix in
-             (("plan", ""), ("stream", "/stream"), ("audit", "/audit"), ("decisions", "/decisions"))}  # fmt: skip
+    links = {
+        name: f"/plans/{PLAN_ID_EXAMPLE}{suffix}"
+        for name, suffix in (("plan", ""), ("stream", "/stream"), ("audit", "/audit"), ("decisions", "/decisions"))
+    }
     return PLAN_EXAMPLE | {"running": False, "links": links} | changes

@@ -38,7 +38,9 @@ class Webhook:
     def from_settings(cls, settings: Settings, metrics: Any = None) -> Webhook | None:
         if not settings.webhook_url:
             return None
-        return cls(settings.webhook_url, settings.webhook_attempts, settings.webhook_backoff_seconds, settings.webhook_timeout_seconds, metrics)
+        return cls(
+            settings.webhook_url, settings.webhook_attempts, settings.webhook_backoff_seconds, settings.webhook_timeout_seconds, metrics
+        )
 
     def notify(self, event_id: str, kind: str, text: str, details: dict[str, Any]) -> None:
         """Queue one message (returns at once). A repeated event id is ignored."""

@@ -24,14 +24,32 @@ class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
         r = self.registry
-        self.intents = Counter("agentops_intents", "Intents received, by environment and outcome (the plan's status, or refused).", ["env", "outcome"], registry=r)
-        self.decisions = Counter("agentops_decisions", "Approval outcomes recorded: approved, rejected, expired.", ["env", "outcome"], registry=r)
-        self.deployments = Counter("agentops_deployments", "Deployments that ended, by environment and final status.", ["env", "status"], registry=r)
-        self.node_seconds = Histogram("agentops_node_duration_seconds", "Time spent in each workflow node.", ["node"], registry=r,
-                                      buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300))  # fmt: skip
+        self.intents = Counter(
+            "agentops_intents",
+            "Intents received, by environment and outcome (the plan's status, or refused).",
+            ["env", "outcome"],
+            registry=r,
+        )
+        self.decisions = Counter(
+            "agentops_decisions", "Approval outcomes recorded: approved, rejected, expired.", ["env", "outcome"], registry=r
+        )
+        self.deployments = Counter(
+            "agentops_deployments", "Deployments that ended, by environment and final status.", ["env", "status"], registry=r
+        )
+        self.node_seconds = Histogram(
+            "agentops_node_duration_seconds",
+            "Time spent in each workflow node.",
+            ["node"],
+            registry=r,
+            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300),
+        )
         self.llm_calls = Counter("agentops_llm_calls", "Planner LLM calls, by planner.", ["planner"], registry=r)
-        self.requests = Counter("agentops_http_requests", "HTTP requests by route template, method and status.", ["route", "method", "status"], registry=r)
-        self.webhooks = Counter("agentops_webhook_deliveries", "Webhook messages by outcome: delivered, retried, failed, dropped.", ["outcome"], registry=r)
+        self.requests = Counter(
+            "agentops_http_requests", "HTTP requests by route template, method and status.", ["route", "method", "status"], registry=r
+        )
+        self.webhooks = Counter(
+            "agentops_webhook_deliveries", "Webhook messages by outcome: delivered, retried, failed, dropped.", ["outcome"], registry=r
+        )
 
 
 def _money(value: Any) -> str:
@@ -72,17 +90,29 @@ class Observer:
         what = f"`{(plan.get('config') or {}).get('endpoint_name', plan_id)}` in *{env}*"
         if step == "approval.requested":
             peak = (plan.get("report") or {}).get("peak_cost_usd")
-            self._send(plan_id, step, "approval.requested",
-                       f"Approval requested for {what} by {plan.get('requester')} — peak {_money(peak)}. Plan {plan_id}.", plan)  # fmt: skip
+            self._send(
+                plan_id,
+                step,
+                "approval.requested",
+                f"Approval requested for {what} by {plan.get('requester')} — peak {_money(peak)}. Plan {plan_id}.",
+                plan,
+            )
         elif step.startswith("approval.decision."):
             verdict = "approved" if event["payload"].get("approved") else "rejected"
             self.metrics.decisions.labels(env=env, outcome=verdict).inc()
             reason = event["payload"].get("reason")
-            self._send(plan_id, step, "approval.decided",
-                       f"{what} {verdict} by {event['actor']}" + (f": {reason}" if reason else "") + f". Plan {plan_id}.", plan)  # fmt: skip
+            self._send(
+                plan_id,
+                step,
+                "approval.decided",
+                f"{what} {verdict} by {event['actor']}" + (f": {reason}" if reason else "") + f". Plan {plan_id}.",
+                plan,
+            )
         elif step == "approval.expired":
             self.metrics.decisions.labels(env=env, outcome="expired").inc()
-            self._send(plan_id, step, "approval.expired", f"The approval request for {what} expired; nothing was deployed. Plan {plan_id}.", plan)
+            self._send(
+                plan_id, step, "approval.expired", f"The approval request for {what} expired; nothing was deployed. Plan {plan_id}.", plan
+            )
 
     def on_deployment_finished(self, view: dict[str, Any]) -> None:
         """A run that deployed (or tried to) has ended."""
@@ -91,12 +121,22 @@ class Observer:
         mode = (view.get("deployment") or {}).get("mode", "")
         endpoint = (view.get("config") or {}).get("endpoint_name", view["plan_id"])
         detail = f": {view['error']}" if view.get("error") else ""
-        self._send(view["plan_id"], "deployment.finished", "deployment.finished",
-                   f"Deployment of `{endpoint}` in *{env}* ended {status}{f' ({mode})' if mode else ''}{detail}. Plan {view['plan_id']}.", view)  # fmt: skip
+        self._send(
+            view["plan_id"],
+            "deployment.finished",
+            "deployment.finished",
+            f"Deployment of `{endpoint}` in *{env}* ended {status}{f' ({mode})' if mode else ''}{detail}. Plan {view['plan_id']}.",
+            view,
+        )
 
     def _send(self, plan_id: str, step: str, kind: str, text: str, plan: dict[str, Any]) -> None:
         if self.webhook is None:
             return
-        details = {"plan_id": plan_id, "env": plan.get("env"), "requester": plan.get("requester"), "status": plan.get("status"),
-                   "endpoint_name": (plan.get("config") or {}).get("endpoint_name")}  # fmt: skip
+        details = {
+            "plan_id": plan_id,
+            "env": plan.get("env"),
+            "requester": plan.get("requester"),
+            "status": plan.get("status"),
+            "endpoint_name": (plan.get("config") or {}).get("endpoint_name"),
+        }
         self.webhook.notify(f"{plan_id}:{step}", kind, text, details)

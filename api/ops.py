@@ -16,8 +16,10 @@ router = APIRouter()
 STATIC_DIR = Path(__file__).parent / "static"
 
 # The page's own files only: no inline script, no third-party origin, not framable.
-_PAGE_CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
-             "frame-ancestors 'none'; base-uri 'none'; form-action 'none'")  # fmt: skip
+_PAGE_CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
+    "frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
+)
 
 
 @router.get("/healthz", tags=["operations"], summary="Liveness (no credentials needed)", responses={200: example({"status": "ok"})})
@@ -25,9 +27,15 @@ async def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@router.get("/readyz", tags=["operations"], summary="Readiness: the checkpointer and the plan index answer (no credentials needed)",
-            responses={200: example({"status": "ready", "checks": {"checkpointer": "ok", "plan_index": "ok"}}),
-                       503: example({"status": "not ready", "checks": {"checkpointer": "ok", "plan_index": "OperationalError"}})})  # fmt: skip
+@router.get(
+    "/readyz",
+    tags=["operations"],
+    summary="Readiness: the checkpointer and the plan index answer (no credentials needed)",
+    responses={
+        200: example({"status": "ready", "checks": {"checkpointer": "ok", "plan_index": "ok"}}),
+        503: example({"status": "not ready", "checks": {"checkpointer": "ok", "plan_index": "OperationalError"}}),
+    },
+)
 async def readyz(request: Request) -> JSONResponse:
     orchestrator = request.app.state.orchestrator
     checks = {
@@ -45,9 +53,18 @@ async def readyz(request: Request) -> JSONResponse:
     return JSONResponse({"status": "ready" if ready else "not ready", "checks": results}, 200 if ready else 503)
 
 
-@router.get("/metrics", tags=["operations"], summary="Prometheus metrics",
-            responses={200: {"description": "Prometheus text format", "content": {CONTENT_TYPE_LATEST: {"example": 'agentops_intents_total{env="prod",outcome="pending_approval"} 3.0\n'}}},
-                       **errors()})  # fmt: skip
+@router.get(
+    "/metrics",
+    tags=["operations"],
+    summary="Prometheus metrics",
+    responses={
+        200: {
+            "description": "Prometheus text format",
+            "content": {CONTENT_TYPE_LATEST: {"example": 'agentops_intents_total{env="prod",outcome="pending_approval"} 3.0\n'}},
+        },
+        **errors(),
+    },
+)
 def metrics(request: Request, caller: Principal = Depends(require("viewer"))) -> Response:
     return Response(generate_latest(request.app.state.metrics.registry), media_type=CONTENT_TYPE_LATEST)
 

@@ -1,4 +1,4 @@
-"""The HTTP routes: thin over `agentops.service.Orchestrator` (its async forms), which holds every check.
+"""The HTTP routes: thin over `app.service.Orchestrator` (its async forms), which holds every check.
 
 Resource-style routes (`/plans…`, `/audit/verify`, `/me`) and, beside them, the seed service's routes
 (`POST /intent`, `GET /approvals`, `POST /approve`, `GET /plan/{plan_id}`), which share the handlers.
@@ -17,15 +17,27 @@ from fastapi.responses import StreamingResponse
 from agentops.errors import AgentOpsError, NotFound
 from agentops.policy import person_key
 from agentops.schemas import PlanStatus, PlanSummary
-from agentops.service import Orchestrator
 from api.auth import Principal, require
 from api.errors import ApiError
 from api.models import (
-    PLAN_EXAMPLE, PLAN_ID_EXAMPLE, DecisionIn, DecisionsOut, ErrorOut, IntentIn, Links, PlanAccepted, PlanId, PlanOut,
-    PrincipalOut, SeedApproveIn, SeedIntentIn, accepted_example,
-)  # fmt: skip
+    PLAN_EXAMPLE,
+    PLAN_ID_EXAMPLE,
+    DecisionIn,
+    DecisionsOut,
+    ErrorOut,
+    IntentIn,
+    Links,
+    PlanAccepted,
+    PlanId,
+    PlanOut,
+    PrincipalOut,
+    SeedApproveIn,
+    SeedIntentIn,
+    accepted_example,
+)
 from api.observe import Metrics
 from api.runs import Run, Runs
+from app.service import Orchestrator
 
 router = APIRouter()
 
@@ -43,8 +55,11 @@ _ERROR_EXAMPLES = {
 def errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
     """OpenAPI entries, with an example each, for the refusals a route can answer with."""
     return {
-        status: {"model": ErrorOut, "description": code.replace("_", " "),
-                 "content": {"application/json": {"example": {"error": code, "message": message}}}}  # fmt: skip
+        status: {
+            "model": ErrorOut,
+            "description": code.replace("_", " "),
+            "content": {"application/json": {"example": {"error": code, "message": message}}},
+        }
         for status in (401, 403, *statuses)
         for code, message in [_ERROR_EXAMPLES[status]]
     }
@@ -94,8 +109,15 @@ async def _submit(request: Request, response: Response, body: IntentIn, caller: 
     environments = orchestrator.deps.policy.environments
     if body.env not in environments:
         metrics.intents.labels(env="unknown", outcome="refused").inc()
-        raise RequestValidationError([{"loc": ("body", "env"), "type": "value_error",
-                                       "msg": f"unknown environment '{body.env}': expected one of {', '.join(environments)}"}])  # fmt: skip
+        raise RequestValidationError(
+            [
+                {
+                    "loc": ("body", "env"),
+                    "type": "value_error",
+                    "msg": f"unknown environment '{body.env}': expected one of {', '.join(environments)}",
+                }
+            ]
+        )
     constraints = body.constraints.model_dump(exclude_none=True) if body.constraints else None
     try:
         plan = orchestrator.new_plan(body.intent, body.env, caller.name, constraints)
@@ -120,9 +142,11 @@ async def _plan(request: Request, plan_id: str) -> PlanOut:
 
 _ACCEPTED = {
     201: example(accepted_example(), "The run paused or ended: the plan as it stands (blocked, pending_approval, …)."),
-    202: example(accepted_example(status="approved", running=True, waiting_for=["deploy"]),
-                  "Deploying in the background: follow links.stream or poll links.plan."),
-}  # fmt: skip
+    202: example(
+        accepted_example(status="approved", running=True, waiting_for=["deploy"]),
+        "Deploying in the background: follow links.stream or poll links.plan.",
+    ),
+}
 _DECIDED = {
     200: example(accepted_example(status="rejected", waiting_for=[]), "Recorded; the run paused again (more approvers needed) or ended."),
     202: _ACCEPTED[202],
@@ -132,9 +156,17 @@ _DECIDED = {
 # --- plans -------------------------------------------------------------------------------------------
 
 
-@router.post("/plans", response_model=PlanAccepted, status_code=201, tags=["plans"], summary="Submit a deployment intent",
-             responses={**_ACCEPTED, **errors(400, 413, 422)})  # fmt: skip
-async def create_plan(body: IntentIn, request: Request, response: Response, caller: Principal = Depends(require("requester"))) -> PlanAccepted:
+@router.post(
+    "/plans",
+    response_model=PlanAccepted,
+    status_code=201,
+    tags=["plans"],
+    summary="Submit a deployment intent",
+    responses={**_ACCEPTED, **errors(400, 413, 422)},
+)
+async def create_plan(
+    body: IntentIn, request: Request, response: Response, caller: Principal = Depends(require("requester"))
+) -> PlanAccepted:
     """Plan, check against policy and, where policy allows without a human, deploy (dry-run by default).
 
     The requester is the caller. The answer comes when the run pauses for approval, ends (blocked,
@@ -142,10 +174,21 @@ async def create_plan(body: IntentIn, request: Request, response: Response, call
     return await _submit(request, response, body, caller)
 
 
-@router.get("/plans", response_model=list[PlanSummary], tags=["plans"], summary="List plans, newest first",
-            responses={200: example([{k: PLAN_EXAMPLE[k] for k in ("plan_id", "env", "requester", "intent", "status", "created_at", "expires_at")}
-                                      | {"updated_at": PLAN_EXAMPLE["created_at"], "endpoint_name": "fraud-detector-prod", "peak_cost_usd": 2.816}]),
-                       **errors(422)})  # fmt: skip
+@router.get(
+    "/plans",
+    response_model=list[PlanSummary],
+    tags=["plans"],
+    summary="List plans, newest first",
+    responses={
+        200: example(
+            [
+                {k: PLAN_EXAMPLE[k] for k in ("plan_id", "env", "requester", "intent", "status", "created_at", "expires_at")}
+                | {"updated_at": PLAN_EXAMPLE["created_at"], "endpoint_name": "fraud-detector-prod", "peak_cost_usd": 2.816}
+            ]
+        ),
+        **errors(422),
+    },
+)
 def list_plans(
     request: Request,
     status: PlanStatus | None = Query(None, description="Only plans in this status."),
@@ -157,38 +200,83 @@ def list_plans(
     return _orchestrator(request).plans(status=status, env=env, requester=requester, limit=limit)
 
 
-@router.get("/plans/{plan_id}", response_model=PlanOut, tags=["plans"], summary="One plan, with what it changes on its endpoint",
-            responses={200: example(PLAN_EXAMPLE), **errors(404, 422)})  # fmt: skip
+@router.get(
+    "/plans/{plan_id}",
+    response_model=PlanOut,
+    tags=["plans"],
+    summary="One plan, with what it changes on its endpoint",
+    responses={200: example(PLAN_EXAMPLE), **errors(404, 422)},
+)
 async def get_plan(plan_id: PlanId, request: Request, caller: Principal = Depends(require("viewer"))) -> PlanOut:
     return await _plan(request, plan_id)
 
 
-@router.get("/plans/{plan_id}/decisions", response_model=DecisionsOut, tags=["decisions"], summary="A plan's decisions so far",
-            responses={200: example({"approvers_required": 2, "decisions": [{"approved": True, "approver": "bob@example.com",
-                                      "reason": "capacity reviewed", "decided_at": "2026-11-24T12:30:00Z"}]}), **errors(404, 422)})  # fmt: skip
+@router.get(
+    "/plans/{plan_id}/decisions",
+    response_model=DecisionsOut,
+    tags=["decisions"],
+    summary="A plan's decisions so far",
+    responses={
+        200: example(
+            {
+                "approvers_required": 2,
+                "decisions": [
+                    {"approved": True, "approver": "bob@example.com", "reason": "capacity reviewed", "decided_at": "2026-11-24T12:30:00Z"}
+                ],
+            }
+        ),
+        **errors(404, 422),
+    },
+)
 def list_decisions(plan_id: PlanId, request: Request, caller: Principal = Depends(require("viewer"))) -> DecisionsOut:
     orchestrator = _orchestrator(request)
     summary = orchestrator.index.get(plan_id)
     if summary is None:
         raise NotFound(f"no plan with id '{plan_id}'")
-    return DecisionsOut(approvers_required=orchestrator.deps.policy.approval.approvers_for(summary.env),
-                        decisions=orchestrator.index.decisions(plan_id))  # fmt: skip
+    return DecisionsOut(
+        approvers_required=orchestrator.deps.policy.approval.approvers_for(summary.env), decisions=orchestrator.index.decisions(plan_id)
+    )
 
 
-@router.post("/plans/{plan_id}/decisions", response_model=PlanAccepted, tags=["decisions"], summary="Approve or reject a pending plan",
-             responses={**_DECIDED, **errors(400, 404, 409, 413, 422)})  # fmt: skip
-async def create_decision(plan_id: PlanId, body: DecisionIn, request: Request, response: Response,
-                          caller: Principal = Depends(require("approver"))) -> PlanAccepted:  # fmt: skip
+@router.post(
+    "/plans/{plan_id}/decisions",
+    response_model=PlanAccepted,
+    tags=["decisions"],
+    summary="Approve or reject a pending plan",
+    responses={**_DECIDED, **errors(400, 404, 409, 413, 422)},
+)
+async def create_decision(
+    plan_id: PlanId, body: DecisionIn, request: Request, response: Response, caller: Principal = Depends(require("approver"))
+) -> PlanAccepted:
     """The approver is the caller, never the requester, and decides once. Where the policy asks for two
     approvers the plan stays pending after the first approval. A rejection needs a reason. Refusals change
     nothing: 403 (own plan), 404, 409 (decided, expired, not waiting, approved by you already), 422."""
     return await _decide(request, response, plan_id, body, caller)
 
 
-@router.get("/plans/{plan_id}/audit", tags=["audit"], summary="A plan's audit events, in chain order",
-            responses={200: example([{"seq": 3, "event_id": "9f…", "plan_id": PLAN_ID_EXAMPLE, "step": "approval.requested",
-                                       "ts": "2026-11-24T12:00:00+00:00", "actor": "guardrail", "payload": {"expires_at": "2026-11-25T12:00:00+00:00"},
-                                       "prev_hash": "4c…", "hash": "a1…"}]), **errors(404, 422)})  # fmt: skip
+@router.get(
+    "/plans/{plan_id}/audit",
+    tags=["audit"],
+    summary="A plan's audit events, in chain order",
+    responses={
+        200: example(
+            [
+                {
+                    "seq": 3,
+                    "event_id": "9f…",
+                    "plan_id": PLAN_ID_EXAMPLE,
+                    "step": "approval.requested",
+                    "ts": "2026-11-24T12:00:00+00:00",
+                    "actor": "guardrail",
+                    "payload": {"expires_at": "2026-11-25T12:00:00+00:00"},
+                    "prev_hash": "4c…",
+                    "hash": "a1…",
+                }
+            ]
+        ),
+        **errors(404, 422),
+    },
+)
 def plan_audit(plan_id: PlanId, request: Request, caller: Principal = Depends(require("viewer"))) -> list[dict[str, Any]]:
     events = request.app.state.audit_log.events(plan_id)
     if not events:
@@ -196,13 +284,25 @@ def plan_audit(plan_id: PlanId, request: Request, caller: Principal = Depends(re
     return [e.model_dump() for e in events]
 
 
-@router.get("/plans/{plan_id}/stream", tags=["plans"], summary="Follow a plan's progress (server-sent events)",
-            response_class=StreamingResponse,
-            responses={200: {"description": "`event: progress` with {plan_id, status, waiting_for} on each change while work runs, then "
-                                            "`event: end` with the plan; the stream closes when the run pauses or ends.",
-                             "content": {"text/event-stream": {"example": 'event: progress\ndata: {"status": "approved", "waiting_for": ["deploy"]}\n\n'
-                                                                          'event: end\ndata: {"status": "deployed", …}\n\n'}}},
-                       **errors(404, 422)})  # fmt: skip
+@router.get(
+    "/plans/{plan_id}/stream",
+    tags=["plans"],
+    summary="Follow a plan's progress (server-sent events)",
+    response_class=StreamingResponse,
+    responses={
+        200: {
+            "description": "`event: progress` with {plan_id, status, waiting_for} on each change while work runs, then "
+            "`event: end` with the plan; the stream closes when the run pauses or ends.",
+            "content": {
+                "text/event-stream": {
+                    "example": 'event: progress\ndata: {"status": "approved", "waiting_for": ["deploy"]}\n\n'
+                    'event: end\ndata: {"status": "deployed", …}\n\n'
+                }
+            },
+        },
+        **errors(404, 422),
+    },
+)
 async def stream_plan(plan_id: PlanId, request: Request, caller: Principal = Depends(require("viewer"))) -> StreamingResponse:
     orchestrator = _orchestrator(request)
     await orchestrator.ashow(plan_id)  # 404 before the stream starts
@@ -214,10 +314,21 @@ async def stream_plan(plan_id: PlanId, request: Request, caller: Principal = Dep
     return StreamingResponse(events(), media_type="text/event-stream", headers={"X-Accel-Buffering": "no"})
 
 
-@router.get("/approvals", response_model=list[PlanSummary], tags=["decisions"], summary="Plans waiting for a human decision",
-            responses={200: example([{k: PLAN_EXAMPLE[k] for k in ("plan_id", "env", "requester", "intent", "status", "created_at", "expires_at")}
-                                      | {"updated_at": PLAN_EXAMPLE["created_at"], "endpoint_name": "fraud-detector-prod", "peak_cost_usd": 2.816}]),
-                       **errors()})  # fmt: skip
+@router.get(
+    "/approvals",
+    response_model=list[PlanSummary],
+    tags=["decisions"],
+    summary="Plans waiting for a human decision",
+    responses={
+        200: example(
+            [
+                {k: PLAN_EXAMPLE[k] for k in ("plan_id", "env", "requester", "intent", "status", "created_at", "expires_at")}
+                | {"updated_at": PLAN_EXAMPLE["created_at"], "endpoint_name": "fraud-detector-prod", "peak_cost_usd": 2.816}
+            ]
+        ),
+        **errors(),
+    },
+)
 async def approvals(request: Request, caller: Principal = Depends(require("viewer"))) -> list[PlanSummary]:
     """Overdue requests are expired first (they end `expired`, on the record)."""
     return await _orchestrator(request).aapprovals(request.app.state.observer.on_task)
@@ -226,22 +337,42 @@ async def approvals(request: Request, caller: Principal = Depends(require("viewe
 # --- the seed service's routes -----------------------------------------------------------------------
 
 
-@router.post("/intent", response_model=PlanAccepted, status_code=201, tags=["seed"], summary="Submit an intent (seed route; see POST /plans)",
-             responses={**_ACCEPTED, **errors(400, 413, 422)})  # fmt: skip
-async def seed_intent(body: SeedIntentIn, request: Request, response: Response, caller: Principal = Depends(require("requester"))) -> PlanAccepted:
+@router.post(
+    "/intent",
+    response_model=PlanAccepted,
+    status_code=201,
+    tags=["seed"],
+    summary="Submit an intent (seed route; see POST /plans)",
+    responses={**_ACCEPTED, **errors(400, 413, 422)},
+)
+async def seed_intent(
+    body: SeedIntentIn, request: Request, response: Response, caller: Principal = Depends(require("requester"))
+) -> PlanAccepted:
     _same_person(body.user, caller, "requester")
     return await _submit(request, response, body, caller)
 
 
-@router.post("/approve", response_model=PlanAccepted, tags=["seed"], summary="Decide on a plan (seed route; see POST /plans/{id}/decisions)",
-             responses={**_DECIDED, **errors(400, 404, 409, 413, 422)})  # fmt: skip
-async def seed_approve(body: SeedApproveIn, request: Request, response: Response, caller: Principal = Depends(require("approver"))) -> PlanAccepted:
+@router.post(
+    "/approve",
+    response_model=PlanAccepted,
+    tags=["seed"],
+    summary="Decide on a plan (seed route; see POST /plans/{id}/decisions)",
+    responses={**_DECIDED, **errors(400, 404, 409, 413, 422)},
+)
+async def seed_approve(
+    body: SeedApproveIn, request: Request, response: Response, caller: Principal = Depends(require("approver"))
+) -> PlanAccepted:
     _same_person(body.approver, caller, "approver")
     return await _decide(request, response, body.plan_id, body, caller)
 
 
-@router.get("/plan/{plan_id}", response_model=PlanOut, tags=["seed"], summary="One plan (seed route; see GET /plans/{id})",
-            responses={200: example(PLAN_EXAMPLE), **errors(404, 422)})  # fmt: skip
+@router.get(
+    "/plan/{plan_id}",
+    response_model=PlanOut,
+    tags=["seed"],
+    summary="One plan (seed route; see GET /plans/{id})",
+    responses={200: example(PLAN_EXAMPLE), **errors(404, 422)},
+)
 async def seed_plan(plan_id: PlanId, request: Request, caller: Principal = Depends(require("viewer"))) -> PlanOut:
     return await _plan(request, plan_id)
 
@@ -249,15 +380,23 @@ async def seed_plan(plan_id: PlanId, request: Request, caller: Principal = Depen
 # --- audit, identity ---------------------------------------------------------------------------------
 
 
-@router.get("/audit/verify", tags=["audit"], summary="Recompute the audit chain",
-            responses={200: example({"ok": True, "events": 42, "problem": None, "seq": None}), **errors()})  # fmt: skip
+@router.get(
+    "/audit/verify",
+    tags=["audit"],
+    summary="Recompute the audit chain",
+    responses={200: example({"ok": True, "events": 42, "problem": None, "seq": None}), **errors()},
+)
 def audit_verify(request: Request, caller: Principal = Depends(require("viewer"))) -> dict[str, Any]:
     """`ok: false` names the first event (or digest) that was changed, deleted or reordered."""
     return request.app.state.verify_audit().model_dump()
 
 
-@router.get("/me", response_model=PrincipalOut, tags=["identity"], summary="Who the credentials belong to",
-            responses={200: example({"name": "bob@example.com", "roles": ["approver"], "via": "api_key"}), **errors()})  # fmt: skip
+@router.get(
+    "/me",
+    response_model=PrincipalOut,
+    tags=["identity"],
+    summary="Who the credentials belong to",
+    responses={200: example({"name": "bob@example.com", "roles": ["approver"], "via": "api_key"}), **errors()},
+)
 def me(caller: Principal = Depends(require("viewer"))) -> PrincipalOut:
     return PrincipalOut(name=caller.name, roles=sorted(caller.roles), via=caller.via)
-

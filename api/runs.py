@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from agentops.errors import AgentOpsError
-from agentops.service import TaskObserver
 from api.observe import Observer
+from app.service import TaskObserver
 
 logger = logging.getLogger("agentops.api")
 

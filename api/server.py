@@ -9,7 +9,7 @@ from agentops.errors import AgentOpsError
 from agentops.settings import Settings
 from api.app import create_app
 from api.auth import DEV_IDENTITIES, ApiKeys, create_dev_keys
-from tools.database import require_postgres
+from tools.storage.database import require_postgres
 
 console = Console()
 
@@ -17,8 +17,10 @@ console = Console()
 def serve(settings: Settings, dev_keys: bool = False) -> None:
     created = create_dev_keys(settings.api_keys_path) if dev_keys else None
     if not len(ApiKeys.from_settings(settings)) and not settings.oidc_issuer:
-        raise AgentOpsError(f"no API keys in {settings.api_keys_path} or AGENTOPS_API_KEYS, and no OIDC issuer: nobody could sign in. "
-                            "Create a key with `agentops keys add NAME --role approver`, or start with --dev-keys for demo keys")  # fmt: skip
+        raise AgentOpsError(
+            f"no API keys in {settings.api_keys_path} or AGENTOPS_API_KEYS, and no OIDC issuer: nobody could sign in. "
+            "Create a key with `agentops keys add NAME --role approver`, or start with --dev-keys for demo keys"
+        )
     if settings.database_url:
         require_postgres(settings.database_url)  # here, not in the lifespan: uvicorn would print a traceback
     app = create_app(settings)
@@ -29,12 +31,16 @@ def serve(settings: Settings, dev_keys: bool = False) -> None:
         console.print("\n[bold]Demo API keys[/] — shown this once; only their hashes are kept, in " + str(settings.api_keys_path))
         for name, key in created.items():
             console.print(f"  {', '.join(DEV_IDENTITIES[name]):<10} {name:<20} {key}")
-        console.print('\nTry:  curl -s -H "Authorization: Bearer ALICE_KEY" -H "Content-Type: application/json" '
-                      f"-d '{{\"intent\": \"deploy fraud-detector v3 to prod on 2 ml.g5.xlarge, canary 10%\", \"env\": \"prod\"}}' {url}plans")  # fmt: skip
+        console.print(
+            '\nTry:  curl -s -H "Authorization: Bearer ALICE_KEY" -H "Content-Type: application/json" '
+            f'-d \'{{"intent": "deploy fraud-detector v3 to prod on 2 ml.g5.xlarge, canary 10%", "env": "prod"}}\' {url}plans'
+        )
         console.print("then sign in on the page with BOB_KEY and approve (ALICE_KEY's own approval is refused).")
     else:
-        console.print(f"Sign in with an API key from {settings.api_keys_path}. Lost the demo keys? Delete that file and start "
-                      "again with --dev-keys, or make one: agentops keys add NAME --role approver")  # fmt: skip
+        console.print(
+            f"Sign in with an API key from {settings.api_keys_path}. Lost the demo keys? Delete that file and start "
+            "again with --dev-keys, or make one: agentops keys add NAME --role approver"
+        )
     console.rule()
     console.file.flush()  # before uvicorn takes over: a pipe (CI, a supervisor) would otherwise hold this back
     uvicorn.run(app, host=settings.host, port=settings.port, log_level="info", proxy_headers=False, server_header=False)

@@ -42,8 +42,12 @@ def free_port() -> int:
 def start_replica(home: Path, env: dict[str, str]) -> tuple[subprocess.Popen, str]:
     port = free_port()
     home.mkdir(parents=True, exist_ok=True)
-    process = subprocess.Popen([AGENTOPS, "serve", "--port", str(port)], env=env | {"AGENTOPS_HOME": str(home)},
-                               stdout=(home / "serve.log").open("w"), stderr=subprocess.STDOUT)  # fmt: skip
+    process = subprocess.Popen(
+        [AGENTOPS, "serve", "--port", str(port)],
+        env=env | {"AGENTOPS_HOME": str(home)},
+        stdout=(home / "serve.log").open("w"),
+        stderr=subprocess.STDOUT,
+    )
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
@@ -78,15 +82,21 @@ def run_load(urls: list[str], keys: dict[str, str], clients: int, requests: int)
         submit_at, approve_at = urls[i % len(urls)], urls[(i + 1) % len(urls)]
         with httpx.Client(timeout=120) as http:
             started = time.perf_counter()
-            plan = http.post(f"{submit_at}/plans", json={"intent": INTENT, "env": "prod"},
-                             headers={"Authorization": f"Bearer {keys['alice@example.com']}"})  # fmt: skip
+            plan = http.post(
+                f"{submit_at}/plans",
+                json={"intent": INTENT, "env": "prod"},
+                headers={"Authorization": f"Bearer {keys['alice@example.com']}"},
+            )
             latencies.append(time.perf_counter() - started)
             if plan.status_code != 201:
                 failures.append(f"submit: {plan.status_code}")
                 return
             started = time.perf_counter()
-            decided = http.post(f"{approve_at}/plans/{plan.json()['plan_id']}/decisions", json={"approved": True, "reason": "bench"},
-                                headers={"Authorization": f"Bearer {keys['bob@example.com']}"})  # fmt: skip
+            decided = http.post(
+                f"{approve_at}/plans/{plan.json()['plan_id']}/decisions",
+                json={"approved": True, "reason": "bench"},
+                headers={"Authorization": f"Bearer {keys['bob@example.com']}"},
+            )
             latencies.append(time.perf_counter() - started)
             if decided.status_code not in (200, 202):
                 failures.append(f"decide: {decided.status_code}")
@@ -97,8 +107,12 @@ def run_load(urls: list[str], keys: dict[str, str], clients: int, requests: int)
     wall = time.perf_counter() - started
     if failures:
         sys.exit(f"{len(failures)} requests failed, e.g. {failures[0]}")
-    return {"rps": len(latencies) / wall, "p50": percentile(latencies, 0.5) * 1000, "p99": percentile(latencies, 0.99) * 1000,
-            "mean": statistics.fmean(latencies) * 1000}  # fmt: skip
+    return {
+        "rps": len(latencies) / wall,
+        "p50": percentile(latencies, 0.5) * 1000,
+        "p99": percentile(latencies, 0.99) * 1000,
+        "mean": statistics.fmean(latencies) * 1000,
+    }
 
 
 def bench(name: str, replicas: int, database_url: str | None, clients: int, requests: int) -> dict[str, float | str]:

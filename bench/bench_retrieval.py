@@ -18,7 +18,7 @@ from rich.table import Table
 
 from agentops.policy import load_documents
 from agentops.settings import PROJECT_ROOT
-from tools.policy_store import PolicyStore
+from tools.retrieval.policy_store import PolicyStore
 
 LABELED = Path(__file__).resolve().parent / "kb_labeled.jsonl"
 

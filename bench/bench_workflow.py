@@ -21,8 +21,8 @@ from langgraph.runtime import Runtime
 from rich.console import Console
 from rich.table import Table
 
-from agentops.service import Orchestrator
 from agentops.settings import Settings
+from app.service import Orchestrator
 from nodes.audit import audit
 from nodes.deploy import deploy
 from nodes.guardrail import guardrail
@@ -45,8 +45,16 @@ def time_nodes(orchestrator: Orchestrator, run: int) -> dict[str, float]:
     state = {"intent": INTENT, "env": "staging", "requester": "bench", "events": []}
     config = {"configurable": {"thread_id": f"bench-nodes-{run}"}}
     timings = {}
-    steps = (("intake", intake), ("retrieve", retrieve), ("plan", plan), ("resolve", resolve), ("guardrail", guardrail),
-             ("deploy", deploy), ("watch", watch), ("audit", audit))  # fmt: skip
+    steps = (
+        ("intake", intake),
+        ("retrieve", retrieve),
+        ("plan", plan),
+        ("resolve", resolve),
+        ("guardrail", guardrail),
+        ("deploy", deploy),
+        ("watch", watch),
+        ("audit", audit),
+    )
     for name, node in steps:
         start = time.perf_counter()
         update = node(state, config, runtime) if node is intake else node(state, runtime)
@@ -72,7 +80,12 @@ def main() -> None:
 
     table = Table("step", "p50 ms", "p99 ms", "mean ms", title=f"dry-run intent, {args.runs} runs", title_justify="left")
     for name, values in samples.items():
-        table.add_row(name, f"{percentile(values, 0.5) * 1000:.1f}", f"{percentile(values, 0.99) * 1000:.1f}", f"{statistics.fmean(values) * 1000:.1f}")
+        table.add_row(
+            name,
+            f"{percentile(values, 0.5) * 1000:.1f}",
+            f"{percentile(values, 0.99) * 1000:.1f}",
+            f"{statistics.fmean(values) * 1000:.1f}",
+        )
     Console().print(table)
 
 

@@ -1,122 +1,25 @@
-"""What nodes depend on, handed to them through LangGraph's runtime context.
+"""How a node finds its dependencies: the `Dependencies` passed as the run's LangGraph context.
 
-A test builds `Dependencies` with fakes; the CLI and HTTP app build it from `Settings`; LangGraph Studio
-(which cannot pass Python objects) gets the embedded defaults through `dependencies_of`.
+There is no implicit default. A run without one is refused rather than given dependencies nobody chose
+(with AGENTOPS_EXECUTE=true a default would be a real SageMaker deployer); LangGraph Studio gets the
+embedded defaults because its graph (`graph/studio.py`) is built with them, explicitly.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from datetime import datetime, timezone
-from typing import Any, Callable, Protocol
+from typing import Any
 
-from pydantic import BaseModel, Field
-
-from agentops.policy import Policy
-from agentops.schemas import Constraints, Evidence, PlanConfig
-from agentops.settings import Settings
+from agentops.errors import AgentOpsError
+from agentops.ports import Dependencies
 
 
-class PolicyRetriever(Protocol):
-    def search(self, query: str, k: int = 3) -> list[Evidence]: ...
-
-
-class PlanRequest(BaseModel):
-    intent: str
-    env: str
-    constraints: Constraints = Field(default_factory=Constraints)
-    evidence: list[Evidence] = Field(default_factory=list)
-    # On a re-plan: the previous config and the violations it drew, for the planner to fix.
-    previous_config: dict[str, Any] | None = None
-    violations: list[dict[str, Any]] = Field(default_factory=list)
-
-
-class PlannerOutput(BaseModel):
-    planner: str  # "rules" or "nim"
-    config: dict[str, Any] | None  # a DeploymentConfig dump; None when nothing usable came back
-    pinned: list[str] = Field(default_factory=list)  # fields the requester stated explicitly
-    warnings: list[str] = Field(default_factory=list)
-    error: str | None = None
-    llm_calls: int = 0
-    tokens: int = 0
-    # Why the offline planner stood in for a failed model endpoint; such a plan is not sent back for revision.
-    fallback: str | None = None
-    # The planner could not run at all (its endpoint failed and configuration says fail): the plan ends
-    # `failed` with `error` as the reason, instead of being checked.
-    failed: bool = False
-
-
-class Planner(Protocol):
-    """Turns a request into a config. A planner that can revise a plan the guardrail blocked says how
-    many times in a `max_revisions` attribute; one without it is never asked to (see graph.workflow)."""
-
-    name: str
-
-    def plan(self, request: PlanRequest, policy: Policy) -> PlannerOutput: ...
-
-
-class Deployer(Protocol):
-    """Makes a checked plan happen (tools/sagemaker*.py): dry-run records the calls, execute mode makes them."""
-
-    mode: str  # "dry_run" | "execute"
-
-    def current(self, endpoint_name: str) -> dict[str, Any] | None:
-        """What runs on the endpoint now (a tools.sagemaker.EndpointState dump); None when it cannot look."""
-        ...
-
-    def deploy(
-        self,
-        config: PlanConfig,
-        plan_id: str,
-        *,
-        approved: dict[str, Any] | None = None,
-        vpc: dict[str, list[str]] | None = None,
-    ) -> dict[str, Any]:
-        """Make the plan's calls; `approved` is the endpoint state the plan was approved against (None:
-        unknown). Raises AgentOpsError (with `executed` when it failed part-way)."""
-        ...
-
-    def finish(self, deployment: dict[str, Any]) -> dict[str, Any]:
-        """The calls that need the endpoint InService on the new config (autoscaling, Model Monitor)."""
-        ...
-
-
-class Watcher(Protocol):
-    def watch(self, deployment: dict[str, Any]) -> dict[str, Any]:
-        """Follow the endpoint until it settles: a tools.sagemaker_watch.WatchOutcome dump."""
-        ...
-
-
-class AuditSink(Protocol):
-    def append(self, plan_id: str, step: str, actor: str, payload: dict[str, Any]) -> bool: ...
-
-
-class PlanRecorder(Protocol):
-    def record(self, state: dict[str, Any]) -> None: ...
-
-
-def utc_now() -> datetime:
-    return datetime.now(timezone.utc)
-
-
-@dataclass
-class Dependencies:
-    settings: Settings
-    policy: Policy
-    retriever: PolicyRetriever
-    planner: Planner
-    deployer: Deployer
-    audit_log: AuditSink
-    plan_index: PlanRecorder
-    clock: Callable[[], datetime] = field(default=utc_now)
-    watcher: Watcher | None = None  # execute mode only: dry-run has nothing to follow
+class MissingDependencies(AgentOpsError):
+    """A run was started without a `Dependencies` context."""
 
 
 def dependencies_of(runtime: Any) -> Dependencies:
-    """The runtime's context, or the embedded defaults when the caller passed none (LangGraph Studio, SDK)."""
+    """The run's dependencies (LangGraph's runtime context); raises MissingDependencies without them."""
     context = getattr(runtime, "context", None)
-    if isinstance(context, Dependencies):
-        return context
-    from graph.runtime import default_dependencies  # late import: building defaults opens files
-
-    return default_dependencies()
+    if not isinstance(context, Dependencies):
+        raise MissingDependencies("this run has no dependencies: pass context=Dependencies(...) (graph/wiring.py builds them)")
+    return context

@@ -22,14 +22,18 @@ policy asks for one). A request that fails intake's checks ends at once, before 
 
 from __future__ import annotations
 
-from typing import Literal
+import functools
+import inspect
+from collections.abc import Callable
+from typing import Any, Literal
 
+from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.graph import END, START, StateGraph
 from langgraph.graph.state import CompiledStateGraph
 from langgraph.runtime import Runtime
 
-from graph.context import Dependencies, dependencies_of
+from agentops.ports import Dependencies
 from graph.state import PlanState
 from nodes.approval import approval
 from nodes.audit import audit
@@ -63,36 +67,48 @@ def route_after_plan(state: PlanState) -> Literal["resolve", "audit"]:
     return "audit" if state.get("status") == "failed" else "resolve"
 
 
-def route_after_guardrail(state: PlanState, runtime: Runtime[Dependencies]) -> Literal["plan", "audit"]:
+def route_after_guardrail(state: PlanState) -> Literal["plan", "audit"]:
     """Back to the planner only for a plan blocked by something it chose (not by what the requester
     pinned), by a planner that can revise, within its rounds; a fallback plan is final. Every round's
     events stay in state, so the audit node writes them all when the path reaches it."""
     planner = state.get("planner") or {}
-    revisions = getattr(dependencies_of(runtime).planner, "max_revisions", 0)
     if (
         state.get("status") == "blocked"
         and not planner.get("fallback")
-        and planner.get("rounds", 1) <= revisions
+        and planner.get("rounds", 1) <= planner.get("max_revisions", 0)
         and violations_the_planner_chose(state)
     ):
         return "plan"
     return "audit"
 
 
-def build_graph(checkpointer: BaseCheckpointSaver | None = None, *, interrupt_before: list[str] | None = None) -> CompiledStateGraph:
-    # No context_schema: LangGraph Server builds the declared schema from the JSON a client sends, and
-    # Dependencies holds live objects. Callers in-process pass a Dependencies as `context=`; runs from
-    # Studio or the SDK get the embedded defaults (see graph.context.dependencies_of).
+NODES = {
+    "intake": intake,
+    "retrieve": retrieve,
+    "plan": plan,
+    "resolve": resolve,
+    "guardrail": guardrail,
+    "approval": approval,
+    "deploy": deploy,
+    "watch": watch,
+    "audit": audit,
+}
+
+
+def build_graph(
+    checkpointer: BaseCheckpointSaver | None = None,
+    *,
+    interrupt_before: list[str] | None = None,
+    default_context: Callable[[], Dependencies] | None = None,
+) -> CompiledStateGraph:
+    """The workflow. Callers in-process pass a Dependencies as `context=` on every run; a caller that
+    cannot (LangGraph Studio: graph/studio.py) names the dependencies its runs get in `default_context`.
+
+    No context_schema: LangGraph Server builds the declared schema from the JSON a client sends, and
+    Dependencies holds live objects."""
     builder = StateGraph(PlanState)
-    builder.add_node("intake", intake)
-    builder.add_node("retrieve", retrieve)
-    builder.add_node("plan", plan)
-    builder.add_node("resolve", resolve)
-    builder.add_node("guardrail", guardrail)
-    builder.add_node("approval", approval)
-    builder.add_node("deploy", deploy)
-    builder.add_node("watch", watch)
-    builder.add_node("audit", audit)
+    for name, node in NODES.items():
+        builder.add_node(name, node if default_context is None else with_default_context(node, default_context))
 
     builder.add_edge(START, "intake")
     builder.add_conditional_edges("intake", route_after_intake, ["retrieve", END])
@@ -107,6 +123,16 @@ def build_graph(checkpointer: BaseCheckpointSaver | None = None, *, interrupt_be
     return builder.compile(checkpointer=checkpointer, interrupt_before=interrupt_before, name="agentops")
 
 
-# For LangGraph Studio / `langgraph dev` (langgraph.json): compiled without a checkpointer, because the
-# server brings its own; nodes fall back to the embedded default dependencies when no context is given.
-graph = build_graph()
+def with_default_context(node: Callable[..., Any], default: Callable[[], Dependencies]) -> Callable[..., Any]:
+    """`node`, run with `default()` as its context when the run brought none. LangGraph passes `config` and
+    `runtime` by parameter name, so the wrapper asks for both and hands on what the node takes."""
+    wants_config = "config" in inspect.signature(node).parameters
+
+    @functools.wraps(node)
+    def run(state: PlanState, config: RunnableConfig, runtime: Runtime[Dependencies]) -> Any:
+        if not isinstance(runtime.context, Dependencies):
+            runtime = runtime.override(context=default())
+        return node(state, config, runtime) if wants_config else node(state, runtime)
+
+    del run.__wrapped__  # LangGraph reads the signature through __wrapped__: it must see the wrapper's
+    return run

@@ -18,8 +18,9 @@ from langgraph.types import interrupt
 from pydantic import ValidationError
 
 from agentops.policy import person_key
+from agentops.ports import Dependencies
 from agentops.schemas import Decision
-from graph.context import Dependencies, dependencies_of
+from graph.context import dependencies_of
 from graph.state import PlanState
 
 # Decisions are numbered per plan (approval.decision.1, .2, ...) so each is its own audit event.
@@ -73,8 +74,9 @@ def approval(state: PlanState, runtime: Runtime[Dependencies]) -> dict[str, Any]
         return _refused(state, decision.approver, "the requester cannot decide on their own plan")
     earlier = decisions_in(state)
     if person_key(decision.approver) in {person_key(d["approver"]) for d in earlier}:
-        return _refused(state, decision.approver, f"{decision.approver} has decided on this plan already; "
-                                                  f"it needs {required} different approvers")  # fmt: skip
+        return _refused(
+            state, decision.approver, f"{decision.approver} has decided on this plan already; it needs {required} different approvers"
+        )
 
     decision.decided_at = decision.decided_at or now
     record = decision.model_dump(mode="json")

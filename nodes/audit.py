@@ -11,7 +11,8 @@ from typing import Any
 
 from langgraph.runtime import Runtime
 
-from graph.context import Dependencies, dependencies_of
+from agentops.ports import Dependencies
+from graph.context import dependencies_of
 from graph.state import PlanState
 
 

@@ -14,8 +14,9 @@ from typing import Any
 from langgraph.runtime import Runtime
 
 from agentops.errors import AgentOpsError
+from agentops.ports import Dependencies
 from agentops.schemas import DeploymentConfig, parse_config
-from graph.context import Dependencies, dependencies_of
+from graph.context import dependencies_of
 from graph.state import PlanState
 from nodes.resolve import planned_network
 

@@ -8,8 +8,9 @@ from typing import Any
 from langgraph.runtime import Runtime
 
 from agentops.guardrails import check_config
+from agentops.ports import Dependencies
 from agentops.schemas import Constraints, GuardrailReport, Verdict, Violation
-from graph.context import Dependencies, dependencies_of
+from graph.context import dependencies_of
 from graph.state import PlanState
 
 

@@ -14,7 +14,8 @@ from langgraph.runtime import Runtime
 
 from agentops.errors import AgentOpsError
 from agentops.intake import check_request
-from graph.context import Dependencies, dependencies_of
+from agentops.ports import Dependencies
+from graph.context import dependencies_of
 from graph.state import PlanState
 
 

@@ -12,8 +12,9 @@ from typing import Any
 
 from langgraph.runtime import Runtime
 
+from agentops.ports import Dependencies, PlannerOutput, PlanRequest
 from agentops.schemas import Constraints, Evidence
-from graph.context import Dependencies, PlannerOutput, PlanRequest, dependencies_of
+from graph.context import dependencies_of
 from graph.state import PlanState
 
 _COST = frozenset({"instance_type", "instance_count", "autoscaling_max"})
@@ -52,7 +53,7 @@ def violations_the_planner_chose(state: PlanState) -> list[dict[str, Any]]:
 
 def evidence_fallbacks(state: PlanState) -> list[str]:
     """Why the offline store answered the policy search, if an NVIDIA endpoint failed during retrieval
-    (evidence found that way carries the reason: tools.nvidia.OfflineEvidence)."""
+    (evidence found that way carries the reason: tools.nvidia.client.OfflineEvidence)."""
     return sorted({e["fallback"] for e in state.get("evidence") or [] if e.get("fallback")})
 
 
@@ -70,6 +71,8 @@ def plan(state: PlanState, runtime: Runtime[Dependencies]) -> dict[str, Any]:
     planner = {
         "name": output.planner,
         "rounds": round_number,
+        # How many times this planner may revise a blocked plan (the workflow's routing reads it here).
+        "max_revisions": getattr(deps.planner, "max_revisions", 0),
         "warnings": warnings,
         "error": output.error,
         "llm_calls": previous.get("llm_calls", 0) + output.llm_calls,

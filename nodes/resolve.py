@@ -15,20 +15,16 @@ from langgraph.runtime import Runtime
 from pydantic import ValidationError
 
 from agentops.errors import AgentOpsError
-from agentops.guardrails import network_problem, vpc_required
+from agentops.guardrails import planned_network as network_for
+from agentops.ports import Dependencies
 from agentops.schemas import Change, DeploymentConfig, parse_config
-from graph.context import Dependencies, dependencies_of
+from graph.context import dependencies_of
 from graph.state import PlanState
-from tools.sagemaker import EndpointState, vpc_config
-from tools.sagemaker_state import plan_change
 
 
 def planned_network(env: str, deps: Dependencies) -> tuple[dict[str, list[str]] | None, str | None]:
     """The VPC a model gets in `env` (from settings, where policy requires one), and why it cannot, if so."""
-    subnets, groups = deps.settings.vpc_subnet_ids, deps.settings.vpc_security_group_ids
-    problem = network_problem(env, deps.policy, subnets, groups)
-    vpc = vpc_config(subnets, groups) if vpc_required(env, deps.policy) and problem is None else None
-    return vpc, problem
+    return network_for(env, deps.policy, deps.settings.vpc_subnet_ids, deps.settings.vpc_security_group_ids)
 
 
 def resolve(state: PlanState, runtime: Runtime[Dependencies]) -> dict[str, Any]:
@@ -39,11 +35,11 @@ def resolve(state: PlanState, runtime: Runtime[Dependencies]) -> dict[str, Any]:
     deps = dependencies_of(runtime)
     vpc, problem = planned_network(state["env"], deps)
     try:
-        current = deps.deployer.current(config.endpoint_name)
-        state_now = EndpointState.model_validate(current) if current is not None else None
-        change = plan_change(config, state["plan_id"], deps.settings, current=state_now, vpc=vpc)
+        change = deps.deployer.change(config, state["plan_id"], vpc=vpc)
     except AgentOpsError as error:
-        change = Change(action=None, known=False, summary=f"could not read what runs on {config.endpoint_name} now: {error}", error=str(error))
+        change = Change(
+            action=None, known=False, summary=f"could not read what runs on {config.endpoint_name} now: {error}", error=str(error)
+        )
     if problem and isinstance(config, DeploymentConfig):
         # Dry-run shows the calls anyway; execute mode refuses to deploy without the network policy asks for.
         if deps.settings.execute:

@@ -15,7 +15,8 @@ from typing import Any
 from langgraph.runtime import Runtime
 
 from agentops.errors import AgentOpsError
-from graph.context import Dependencies, dependencies_of
+from agentops.ports import Dependencies
+from graph.context import dependencies_of
 from graph.state import PlanState
 
 ACTOR = "agentops"
@@ -40,7 +41,11 @@ def watch(state: PlanState, runtime: Runtime[Dependencies]) -> dict[str, Any]:
     deps = dependencies_of(runtime)
     if deps.watcher is None:
         error = "the deployment was made but nothing can follow it (no watcher configured)"
-        return {"status": "failed", "error": error, "events": [{"step": "watch.result", "actor": ACTOR, "payload": {"status": "failed", "reason": error}}]}
+        return {
+            "status": "failed",
+            "error": error,
+            "events": [{"step": "watch.result", "actor": ACTOR, "payload": {"status": "failed", "reason": error}}],
+        }
     try:
         outcome = deps.watcher.watch(deployment)
     except AgentOpsError as error:

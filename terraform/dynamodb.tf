@@ -1,4 +1,4 @@
-# Audit events, mirrored from the local log for queries (tools/audit_dynamodb.py):
+# Audit events, mirrored from the local log for queries (tools/audit/dynamodb.py):
 # - table key plan_id + seq            -> all events of a plan, in order (one Query)
 # - index by_day: day (UTC date) + seq -> events of a day, in order (one Query)
 # Items are written with attribute_not_exists and never updated; the orchestrator role below cannot

@@ -1,5 +1,5 @@
 # Two write-once buckets, hardened alike:
-# - audit: the digests (and optionally events) AgentOps writes (tools/audit_s3.py);
+# - audit: the digests (and optionally events) AgentOps writes (tools/audit/s3.py);
 # - trail: CloudTrail's log files and its own digest files.
 # Object Lock in COMPLIANCE mode: no version can be deleted or overwritten by anyone, root included,
 # before its retention ends. AgentOps also sets the same mode on each object it writes and

@@ -10,7 +10,7 @@ from __future__ import annotations
 import urllib.request
 from collections import Counter
 from collections.abc import Callable
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import boto3
@@ -19,12 +19,12 @@ from botocore.config import Config
 from botocore.stub import Stubber
 
 from agentops.settings import Settings
-from tools.sagemaker_aws import AwsClients
+from tools.sagemaker.aws import AwsClients
 
 REGION = "us-east-1"
 ROLE_ARN = "arn:aws:iam::123456789012:role/agentops-sagemaker"
 NO_RETRIES = Config(retries={"max_attempts": 1})
-T0 = datetime(2026, 11, 24, 12, 0, tzinfo=timezone.utc)
+T0 = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
 
 
 @pytest.fixture(scope="session")
@@ -114,7 +114,9 @@ def stubbed(service: str, url: str) -> tuple[Any, Stubber]:
     return c, stub
 
 
-def endpoint_response(name: str, status: str, config: str | None, *, reason: str | None = None, pending: str | None = None) -> dict[str, Any]:
+def endpoint_response(
+    name: str, status: str, config: str | None, *, reason: str | None = None, pending: str | None = None
+) -> dict[str, Any]:
     response: dict[str, Any] = {
         "EndpointName": name,
         "EndpointArn": f"arn:aws:sagemaker:{REGION}:123456789012:endpoint/{name}",
@@ -135,7 +137,9 @@ def queue_statuses(stub: Stubber, name: str, sequence: list[tuple[str, str | Non
     """describe_endpoint answers, in order: (status, endpoint config) pairs; ("Deleted", None) is not-found."""
     for status, config in sequence:
         if status == "Deleted":
-            stub.add_client_error("describe_endpoint", "ValidationException", f"Could not find endpoint '{name}'.", expected_params={"EndpointName": name})
+            stub.add_client_error(
+                "describe_endpoint", "ValidationException", f"Could not find endpoint '{name}'.", expected_params={"EndpointName": name}
+            )
         else:
             stub.add_response("describe_endpoint", endpoint_response(name, status, config), expected_params={"EndpointName": name})
 

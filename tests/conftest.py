@@ -9,11 +9,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from fakes import FIXED_NOW, FakeRetriever, MemoryAudit, MemoryRecorder, RecordingDeployer, ScriptedPlanner
 
 from agentops.policy import Policy, load_policy
+from agentops.ports import Dependencies, PlannerOutput
 from agentops.settings import PROJECT_ROOT, Settings
-from fakes import FIXED_NOW, FakeRetriever, MemoryAudit, MemoryRecorder, RecordingDeployer, ScriptedPlanner
-from graph.context import Dependencies, PlannerOutput
+
 
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
@@ -56,7 +57,8 @@ def postgres_url():
     import uuid
 
     from fakes import needs
-    from tools.database import postgres_reachable
+
+    from tools.storage.database import postgres_reachable
 
     needs(postgres_reachable(POSTGRES_URL), f"no Postgres server answers at {POSTGRES_URL} (set AGENTOPS_TEST_DATABASE_URL)")
     import psycopg
@@ -77,7 +79,6 @@ def live_server():
     import threading
 
     import uvicorn
-
     from fakes import wait_until
 
     running = []
@@ -95,7 +96,6 @@ def live_server():
     for server, thread in running:
         server.should_exit = True
         thread.join(timeout=60)
-
 
 
 @pytest.fixture

@@ -27,8 +27,8 @@ from typing import Any, TextIO
 if __package__ in (None, ""):  # run as a script: make the project importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from tools.embeddings import HashingEmbeddingFunction  # noqa: E402
-from tools.rerank import LexicalReranker  # noqa: E402
+from tools.retrieval.embeddings import HashingEmbeddingFunction  # noqa: E402
+from tools.retrieval.rerank import LexicalReranker  # noqa: E402
 
 CHAT, EMBEDDINGS, RANKING, MODELS = "/v1/chat/completions", "/v1/embeddings", "/v1/ranking", "/v1/models"
 DEFAULT_MODELS = ("nvidia/llama-3.1-nemotron-nano-8b-v1", "nvidia/nv-embedqa-e5-v5", "nvidia/nv-rerankqa-mistral-4b-v3")
@@ -37,9 +37,15 @@ DEFAULT_MODELS = ("nvidia/llama-3.1-nemotron-nano-8b-v1", "nvidia/nv-embedqa-e5-
 _DEFAULT_PLANS = {
     "dev": {"instance_type": "ml.m5.large", "instance_count": 1},
     "staging": {"instance_type": "ml.m5.large", "instance_count": 2},
-    "prod": {"instance_type": "ml.g5.xlarge", "instance_count": 2, "deployment_strategy": "canary",
-             "canary_percent": 10, "data_capture_percent": 20, "enable_model_monitor": True},
-}  # fmt: skip
+    "prod": {
+        "instance_type": "ml.g5.xlarge",
+        "instance_count": 2,
+        "deployment_strategy": "canary",
+        "canary_percent": 10,
+        "data_capture_percent": 20,
+        "enable_model_monitor": True,
+    },
+}
 
 
 @dataclass
@@ -55,12 +61,19 @@ class Reply:
 def chat(content: str, prompt_tokens: int = 100, completion_tokens: int = 50) -> Reply:
     """A chat completion whose message content is `content` (a dict is sent as its JSON text)."""
     text = content if isinstance(content, str) else json.dumps(content)
-    return Reply(json={
-        "id": "chatcmpl-fake", "object": "chat.completion", "model": "fake",
-        "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
-        "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
-                  "total_tokens": prompt_tokens + completion_tokens},
-    })  # fmt: skip
+    return Reply(
+        json={
+            "id": "chatcmpl-fake",
+            "object": "chat.completion",
+            "model": "fake",
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
+            "usage": {
+                "prompt_tokens": prompt_tokens,
+                "completion_tokens": completion_tokens,
+                "total_tokens": prompt_tokens + completion_tokens,
+            },
+        }
+    )
 
 
 def rankings(*indices: int) -> Reply:
@@ -177,7 +190,7 @@ def _prompt_data(body: dict[str, Any]) -> dict[str, Any]:
     for message in body.get("messages", []):
         if message.get("role") == "user":
             try:
-                return json.loads(message["content"][message["content"].index("{"):])
+                return json.loads(message["content"][message["content"].index("{") :])
             except (ValueError, KeyError):
                 return {}
     return {}

@@ -3,18 +3,19 @@
 from __future__ import annotations
 
 import os
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 from langgraph.runtime import Runtime
 
 from agentops.policy import Policy
-from agentops.schemas import DeploymentConfig, Evidence
-from agentops.settings import PROJECT_ROOT
-from graph.context import Dependencies, PlannerOutput, PlanRequest
+from agentops.ports import Dependencies, PlannerOutput, PlanRequest
+from agentops.schemas import Change, DeploymentConfig, Evidence
+from agentops.settings import PROJECT_ROOT, Settings
+from tools.sagemaker.state import plan_change
 
-FIXED_NOW = datetime(2026, 11, 24, 12, 0, tzinfo=timezone.utc)
+FIXED_NOW = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
 SHARED_EVAL = PROJECT_ROOT.parent / "shared" / "eval"  # the evaluation samples beside the checkout
 
 
@@ -62,6 +63,9 @@ class RecordingDeployer:
 
     def current(self, endpoint_name: str) -> dict[str, Any] | None:
         return None
+
+    def change(self, config: Any, plan_id: str, *, vpc: dict | None = None) -> Change:
+        return plan_change(config, plan_id, Settings(), current=None, vpc=vpc)
 
     def deploy(self, config: DeploymentConfig, plan_id: str, *, approved: dict | None = None, vpc: dict | None = None) -> dict[str, Any]:
         self.deployed.append((plan_id, config))

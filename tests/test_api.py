@@ -6,15 +6,15 @@ from __future__ import annotations
 import json
 import shutil
 import threading
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
+from fakes import wait_until
 from prometheus_client.parser import text_string_to_metric_families
 
 from agentops.settings import PROJECT_ROOT
 from api.auth import add_key
-from fakes import wait_until
 
 PROD_INTENT = "deploy fraud-detector v3 to prod on 2 ml.g5.xlarge, canary 10%"
 ALICE, BOB, CAROL, VICTOR, ADMIN = "alice@example.com", "bob@example.com", "carol@example.com", "victor@example.com", "admin@example.com"
@@ -24,7 +24,7 @@ class Clock:
     """The workflow's clock, moved forward by the test (approval requests expire after 24 h)."""
 
     def __init__(self):
-        self.now = datetime.now(timezone.utc)
+        self.now = datetime.now(UTC)
 
     def __call__(self) -> datetime:
         return self.now
@@ -324,7 +324,11 @@ def test_a_decision_after_the_deadline_expires_the_plan_instead(service):
         ({"intent": "deploy x"}, "body.env", "Field required"),
         ({"intent": "deploy x", "env": "qa"}, "body.env", "unknown environment 'qa'"),
         ({"intent": "deploy x", "env": "prod", "constraints": {"max_gpus": 2}}, "body.constraints.max_gpus", "Extra inputs"),
-        ({"intent": "deploy x", "env": "prod", "constraints": {"max_instance_count": 0}}, "body.constraints.max_instance_count", "greater than or equal to 1"),
+        (
+            {"intent": "deploy x", "env": "prod", "constraints": {"max_instance_count": 0}},
+            "body.constraints.max_instance_count",
+            "greater than or equal to 1",
+        ),
         ({"intent": "deploy x", "env": "prod", "requester": "mallory"}, "body.requester", "Extra inputs"),
         ({"intent": 42, "env": "prod"}, "body.intent", "valid string"),
     ],
@@ -341,10 +345,16 @@ def test_malformed_requests_get_clear_4xx_and_never_a_traceback(api):
     alice = api(ALICE).http
     cases = [
         alice.post("/plans", content=b'{"intent": "deploy x", "env": ', headers={"content-type": "application/json"}),
-        alice.post("/plans", content=b'{"intent": "deploy x", "env": "prod", "constraints": {"budget_usd_per_hour": NaN}}',
-                   headers={"content-type": "application/json"}),  # fmt: skip
-        alice.post("/plans", content=b'{"intent": "deploy x", "env": "prod", "constraints": {"max_instance_count": 1' + b"0" * 400 + b"}}",
-                   headers={"content-type": "application/json"}),  # fmt: skip
+        alice.post(
+            "/plans",
+            content=b'{"intent": "deploy x", "env": "prod", "constraints": {"budget_usd_per_hour": NaN}}',
+            headers={"content-type": "application/json"},
+        ),
+        alice.post(
+            "/plans",
+            content=b'{"intent": "deploy x", "env": "prod", "constraints": {"max_instance_count": 1' + b"0" * 400 + b"}}",
+            headers={"content-type": "application/json"},
+        ),
         alice.post("/plans", content=b"\xff\xfe not json", headers={"content-type": "application/json"}),
         alice.get("/plans", params={"limit": 0}),
         alice.get("/plans", params={"status": "weird"}),
@@ -378,8 +388,12 @@ def test_the_seed_routes_still_work(api):
     created = api(ALICE).http.post("/intent", json={"intent": PROD_INTENT, "env": "prod", "user": ALICE})
     assert created.status_code == 201
     plan_id = created.json()["plan_id"]
-    assert_refused(api(ALICE).http.post("/intent", json={"intent": PROD_INTENT, "env": "prod", "user": "mallory"}), 403, "forbidden",
-                   "the requester is always the caller")  # fmt: skip
+    assert_refused(
+        api(ALICE).http.post("/intent", json={"intent": PROD_INTENT, "env": "prod", "user": "mallory"}),
+        403,
+        "forbidden",
+        "the requester is always the caller",
+    )
     assert [p["plan_id"] for p in api(BOB).http.get("/approvals").json()] == [plan_id]
     assert api(BOB).http.get(f"/plan/{plan_id}").json()["status"] == "pending_approval"
     decided = api(BOB).http.post("/approve", json={"plan_id": plan_id, "approved": True, "reason": "ok"})
@@ -424,10 +438,24 @@ def test_metrics_count_intents_decisions_deployments_and_time_nodes(api):
 def test_openapi_documents_every_route_with_examples(api):
     spec = api(None).http.get("/openapi.json").json()
     assert set(spec["components"]["securitySchemes"]) == {"bearer", "apiKey"}
-    expected = {("post", "/plans"), ("get", "/plans"), ("get", "/plans/{plan_id}"), ("get", "/plans/{plan_id}/decisions"),
-                ("post", "/plans/{plan_id}/decisions"), ("get", "/plans/{plan_id}/audit"), ("get", "/plans/{plan_id}/stream"),
-                ("get", "/approvals"), ("post", "/intent"), ("post", "/approve"), ("get", "/plan/{plan_id}"),
-                ("get", "/audit/verify"), ("get", "/me"), ("get", "/healthz"), ("get", "/readyz"), ("get", "/metrics")}  # fmt: skip
+    expected = {
+        ("post", "/plans"),
+        ("get", "/plans"),
+        ("get", "/plans/{plan_id}"),
+        ("get", "/plans/{plan_id}/decisions"),
+        ("post", "/plans/{plan_id}/decisions"),
+        ("get", "/plans/{plan_id}/audit"),
+        ("get", "/plans/{plan_id}/stream"),
+        ("get", "/approvals"),
+        ("post", "/intent"),
+        ("post", "/approve"),
+        ("get", "/plan/{plan_id}"),
+        ("get", "/audit/verify"),
+        ("get", "/me"),
+        ("get", "/healthz"),
+        ("get", "/readyz"),
+        ("get", "/metrics"),
+    }
     documented = {(m, p) for p, methods in spec["paths"].items() for m in methods}
     assert documented == expected
     for method, path in documented:

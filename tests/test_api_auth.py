@@ -41,10 +41,17 @@ def test_keys_are_stored_hashed_and_shown_once(settings):
 
 def test_keys_from_the_environment_work_like_the_file(settings, live_server):
     key = "ak_from-the-environment-0123456789abcdef"
-    configured = Settings(home=settings.home, _env_file=None,
-                          api_keys=json.dumps({"keys": [{"name": "ci-bot", "roles": ["viewer"], "sha256": hash_key(key)}]}))  # fmt: skip
+    configured = Settings(
+        home=settings.home,
+        _env_file=None,
+        api_keys=json.dumps({"keys": [{"name": "ci-bot", "roles": ["viewer"], "sha256": hash_key(key)}]}),
+    )
     url = live_server(create_app(configured))
-    assert httpx.get(f"{url}/me", headers={"Authorization": f"Bearer {key}"}).json() == {"name": "ci-bot", "roles": ["viewer"], "via": "api_key"}
+    assert httpx.get(f"{url}/me", headers={"Authorization": f"Bearer {key}"}).json() == {
+        "name": "ci-bot",
+        "roles": ["viewer"],
+        "via": "api_key",
+    }
 
 
 @pytest.mark.parametrize("text", ["{not json", '{"keys": [{"name": "x", "roles": ["superuser"], "sha256": "00"}]}'])
@@ -57,8 +64,14 @@ def test_a_broken_keys_file_stops_the_service_before_it_listens(settings, text):
 def test_agentops_keys_add_prints_a_key_the_running_service_accepts(settings, start_service):
     url, _ = start_service()
     env = {**os.environ, "AGENTOPS_HOME": str(settings.home)}
-    added = subprocess.run([AGENTOPS, "keys", "add", "erin@example.com", "--role", "approver", "--role", "viewer"],
-                           env=env, capture_output=True, text=True, timeout=60, check=True)  # fmt: skip
+    added = subprocess.run(
+        [AGENTOPS, "keys", "add", "erin@example.com", "--role", "approver", "--role", "viewer"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
     key = added.stdout.strip().splitlines()[-1]
     assert key.startswith("ak_") and key not in settings.api_keys_path.read_text()
     me = httpx.get(f"{url}/me", headers={"Authorization": f"Bearer {key}"}).json()
@@ -105,8 +118,15 @@ class Jwks:
 
     def token(self, key=None, **claims) -> str:
         now = int(time.time())
-        base = {"iss": ISSUER, "aud": AUDIENCE, "sub": "u-123", "email": "olivia@example.com",
-                "cognito:groups": ["approver"], "iat": now, "exp": now + 600}  # fmt: skip
+        base = {
+            "iss": ISSUER,
+            "aud": AUDIENCE,
+            "sub": "u-123",
+            "email": "olivia@example.com",
+            "cognito:groups": ["approver"],
+            "iat": now,
+            "exp": now + 600,
+        }
         return jwt.encode(base | claims, key or self.private, algorithm="RS256", headers={"kid": "test-key"})
 
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
+from fakes import FIXED_NOW, prod_config, runtime_for
 from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.graph import END, START, StateGraph
 from langgraph.types import Command
 
-from fakes import FIXED_NOW, prod_config, runtime_for
 from graph.state import PlanState
 from nodes.approval import approval
 
@@ -17,10 +17,18 @@ EXPIRES = (FIXED_NOW + timedelta(hours=24)).isoformat()
 
 
 def pending_state(**extra):
-    return {"plan_id": "p1", "intent": "deploy", "env": "prod", "requester": "alice@example.com",
-            "config": prod_config(), "status": "pending_approval", "expires_at": EXPIRES, "events": [],
-            "report": {"hourly_cost_usd": 2.8, "peak_cost_usd": 2.8, "approval_reasons": ["prod"], "verdict": {"warnings": []}},
-            **extra}  # fmt: skip
+    return {
+        "plan_id": "p1",
+        "intent": "deploy",
+        "env": "prod",
+        "requester": "alice@example.com",
+        "config": prod_config(),
+        "status": "pending_approval",
+        "expires_at": EXPIRES,
+        "events": [],
+        "report": {"hourly_cost_usd": 2.8, "peak_cost_usd": 2.8, "approval_reasons": ["prod"], "verdict": {"warnings": []}},
+        **extra,
+    }
 
 
 def approval_only_graph():

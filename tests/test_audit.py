@@ -5,10 +5,11 @@ from __future__ import annotations
 import sqlite3
 
 import pytest
-
 from fakes import FIXED_NOW, MemoryAudit, MemoryRecorder, runtime_for
+
 from nodes.audit import audit
-from tools.audit_log import SqliteAuditLog
+from tools.audit.local import SqliteAuditLog
+from tools.audit.trail import AuditTrail
 
 
 @pytest.fixture
@@ -28,7 +29,7 @@ def tamper(log, sql, *params):
 
 
 def test_a_clean_log_verifies(log):
-    result = log.verify()
+    result = AuditTrail(log).verify()
     assert result.ok and result.events == 6
 
 
@@ -40,18 +41,18 @@ def test_appends_are_idempotent_per_plan_and_step(log):
 def test_events_chain_to_their_predecessor(log):
     events = log.events()
     assert [e.seq for e in events] == [1, 2, 3, 4, 5, 6]
-    assert all(later.prev_hash == earlier.hash for earlier, later in zip(events, events[1:]))
+    assert all(later.prev_hash == earlier.hash for earlier, later in zip(events, events[1:], strict=False))
 
 
 def test_one_changed_byte_is_detected(log):
     tamper(log, "UPDATE audit_events SET payload = replace(payload, 'p2', 'p3') WHERE seq = 5")
-    result = log.verify()
+    result = AuditTrail(log).verify()
     assert not result.ok and result.seq == 5 and "changed" in result.problem
 
 
 def test_a_deleted_event_is_detected(log):
     tamper(log, "DELETE FROM audit_events WHERE seq = 3")
-    result = log.verify()
+    result = AuditTrail(log).verify()
     assert not result.ok and result.seq == 4 and "deleted" in result.problem
 
 
@@ -59,19 +60,19 @@ def test_reordered_events_are_detected(log):
     tamper(log, "UPDATE audit_events SET seq = -2 WHERE seq = 2")
     tamper(log, "UPDATE audit_events SET seq = 2 WHERE seq = 3")
     tamper(log, "UPDATE audit_events SET seq = 3 WHERE seq = -2")
-    result = log.verify()
+    result = AuditTrail(log).verify()
     assert not result.ok and result.seq == 2
 
 
 def test_a_forged_hash_is_still_caught_by_the_next_link(log):
     # Rewriting an event and recomputing its own hash leaves the next event pointing at the old hash.
-    from tools.audit_log import event_hash
+    from tools.audit.local import event_hash
 
     row = sqlite3.connect(log.path).execute("SELECT * FROM audit_events WHERE seq = 2").fetchone()
     forged_payload = '{"plan":"p1","step":"forged"}'
     forged_hash = event_hash(2, row[1], row[2], row[3], row[4], row[5], forged_payload, row[7])
     tamper(log, "UPDATE audit_events SET payload = ?, hash = ? WHERE seq = 2", forged_payload, forged_hash)
-    result = log.verify()
+    result = AuditTrail(log).verify()
     assert not result.ok and result.seq == 3
 
 
@@ -95,20 +96,20 @@ def test_digests_are_made_every_n_events_when_asked(tmp_path):
     for step in ("a", "b", "c", "d", "e"):
         log.append("p1", step, "tester", {})
     assert [(d.first_seq, d.last_seq) for d in log.digests()] == [(1, 2), (3, 4)]
-    assert log.verify().undigested == 1
+    assert AuditTrail(log).verify().undigested == 1
 
 
 def test_deleting_the_newest_events_after_a_digest_is_detected(log):
     log.digest()
     tamper(log, "DELETE FROM audit_events WHERE seq = 6")
-    result = log.verify()
+    result = AuditTrail(log).verify()
     assert not result.ok and result.digest == 1 and "newest events deleted" in result.problem
 
 
 def test_deleting_a_whole_plan_after_a_digest_is_detected(log):
     log.digest()
     tamper(log, "DELETE FROM audit_events WHERE plan_id = 'p2'")
-    result = log.verify()
+    result = AuditTrail(log).verify()
     assert not result.ok and "plan p2 is missing" in result.problem
 
 
@@ -118,21 +119,21 @@ def test_a_gap_in_the_local_digest_chain_is_detected(log):
         log.append(plan, "plan.1", "tester", {})
     log.digest()
     tamper(log, "DELETE FROM audit_digests WHERE digest_seq = 2")
-    result = log.verify()
+    result = AuditTrail(log).verify()
     assert not result.ok and result.digest == 2 and "digest 2 is missing" in result.problem
 
 
 def test_an_edited_digest_is_detected(log):
     log.digest()
     tamper(log, "UPDATE audit_digests SET body = replace(body, '\"p2\"', '\"p9\"')")
-    result = log.verify()
+    result = AuditTrail(log).verify()
     assert not result.ok and "digest 1 was changed" in result.problem
 
 
 def test_export_keeps_chain_order_and_filters_by_time(tmp_path):
     from datetime import timedelta
 
-    from tools.audit_trail import AuditTrail
+    from tools.audit.trail import AuditTrail
 
     now = [FIXED_NOW]
     log = SqliteAuditLog(tmp_path / "a.sqlite", clock=lambda: now[0])
@@ -150,9 +151,18 @@ def test_export_keeps_chain_order_and_filters_by_time(tmp_path):
 
 def test_node_writes_each_event_once_and_records_the_plan(make_deps):
     deps = make_deps(audit_log=MemoryAudit(), plan_index=MemoryRecorder())
-    state = {"plan_id": "p1", "intent": "x", "env": "dev", "requester": "a", "created_at": FIXED_NOW.isoformat(),
-             "status": "blocked", "events": [{"step": "plan.1", "actor": "planner", "payload": {"a": 1}},
-                                             {"step": "guardrail.1", "actor": "guardrail", "payload": {"b": 2}}]}  # fmt: skip
+    state = {
+        "plan_id": "p1",
+        "intent": "x",
+        "env": "dev",
+        "requester": "a",
+        "created_at": FIXED_NOW.isoformat(),
+        "status": "blocked",
+        "events": [
+            {"step": "plan.1", "actor": "planner", "payload": {"a": 1}},
+            {"step": "guardrail.1", "actor": "guardrail", "payload": {"b": 2}},
+        ],
+    }
     assert audit(state, runtime_for(deps)) == {}
     audit(state, runtime_for(deps))  # a re-run (after a crash or a resume) writes nothing twice
     assert deps.audit_log.steps("p1") == ["plan.1", "guardrail.1"]
@@ -163,10 +173,17 @@ def test_node_writes_each_event_once_and_records_the_plan(make_deps):
 def test_node_with_the_real_log_keeps_the_chain_valid_across_re_runs(make_deps, tmp_path):
     log = SqliteAuditLog(tmp_path / "a.sqlite")
     deps = make_deps(audit_log=log)
-    state = {"plan_id": "p9", "intent": "x", "env": "dev", "requester": "a", "created_at": FIXED_NOW.isoformat(),
-             "status": "planning", "events": [{"step": "plan.1", "actor": "planner", "payload": {}}]}  # fmt: skip
+    state = {
+        "plan_id": "p9",
+        "intent": "x",
+        "env": "dev",
+        "requester": "a",
+        "created_at": FIXED_NOW.isoformat(),
+        "status": "planning",
+        "events": [{"step": "plan.1", "actor": "planner", "payload": {}}],
+    }
     audit(state, runtime_for(deps))
     state["events"].append({"step": "guardrail.1", "actor": "guardrail", "payload": {"allowed": True}})
     audit(state, runtime_for(deps))
     assert [e.step for e in log.events("p9")] == ["plan.1", "guardrail.1"]
-    assert log.verify().ok
+    assert AuditTrail(log).verify().ok

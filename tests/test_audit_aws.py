@@ -16,19 +16,19 @@ import sqlite3
 import subprocess
 import sys
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from aws_testing import aws_env, client, moto_server  # noqa: F401  (pytest fixtures)
 from botocore.exceptions import ClientError
 
 from agentops.errors import AgentOpsError
 from agentops.settings import Settings
-from aws_testing import aws_env, client, moto_server  # noqa: F401  (pytest fixtures)
-from tools.audit_chain import event_hash
-from tools.audit_dynamodb import DynamoEventStore, table_definition
-from tools.audit_s3 import DIGEST_PREFIX, LOCK_MODE, object_key
-from tools.audit_trail import RETRY_AFTER_FAILURE, build_audit_trail
+from tools.audit.chain import event_hash
+from tools.audit.dynamodb import DynamoEventStore, table_definition
+from tools.audit.s3 import DIGEST_PREFIX, LOCK_MODE, object_key
+from tools.audit.trail import RETRY_AFTER_FAILURE, AuditTrail, build_audit_trail
 
 PLANS = ("p1", "p2", "p3")
 STEPS = ("plan.1", "guardrail.1", "deploy")  # p1 holds events 1-3, p2 4-6, p3 7-9
@@ -68,7 +68,7 @@ class Clock:
         self.offset = timedelta(0)
 
     def __call__(self) -> datetime:
-        return datetime.now(timezone.utc) + self.offset
+        return datetime.now(UTC) + self.offset
 
 
 @pytest.fixture
@@ -82,8 +82,14 @@ def aws(aws_env, moto_server):
 @pytest.fixture
 def make_trail(tmp_path, aws):
     def build(clock=None, **settings):
-        values = {"home": tmp_path / "home", "aws_endpoint_url": aws.url, "aws_max_attempts": 1,
-                  "audit_dynamodb_table": aws.table, "audit_s3_bucket": aws.bucket, "audit_digest_every": 0}  # fmt: skip
+        values = {
+            "home": tmp_path / "home",
+            "aws_endpoint_url": aws.url,
+            "aws_max_attempts": 1,
+            "audit_dynamodb_table": aws.table,
+            "audit_s3_bucket": aws.bucket,
+            "audit_digest_every": 0,
+        }
         return build_audit_trail(Settings(_env_file=None, **(values | settings)), **({"clock": clock} if clock else {}))
 
     return build
@@ -132,7 +138,7 @@ def test_events_land_in_dynamodb_once_under_replay(trail, aws):
 def test_the_table_serves_a_plan_in_order_and_a_day(trail, aws):
     table = DynamoEventStore(aws.ddb, aws.table)
     assert [(r["seq"], r["step"]) for r in table.plan_records("p2")] == [(4, "plan.1"), (5, "guardrail.1"), (6, "deploy")]
-    today = datetime.now(timezone.utc).date().isoformat()
+    today = datetime.now(UTC).date().isoformat()
     assert [r["seq"] for r in table.day_records(today)] == list(range(1, 10))
     assert table.day_records("2001-01-01") == []
 
@@ -142,7 +148,7 @@ def test_a_remote_failure_keeps_the_event_and_a_later_append_catches_up(make_tra
     trail = make_trail(clock=clock, audit_dynamodb_table=f"{aws.table}-not-yet")  # a table that does not exist yet
     with caplog.at_level(logging.WARNING, logger="agentops.audit"):
         fill(trail, plans=("p1",))
-    assert trail.log.verify().ok and trail.log.head() == 3  # the local chain is whole
+    assert AuditTrail(trail.log).verify().ok and trail.log.head() == 3  # the local chain is whole
     # One attempt, then appends leave AWS alone for a while (an outage must not slow every transition).
     assert caplog.text.count("not written") == 1 and "-not-yet" in caplog.text
     with pytest.raises(AgentOpsError, match="cannot read dynamodb"):
@@ -181,7 +187,10 @@ def test_digests_are_idempotent_and_chain(trail, aws):
 def test_digest_every_n_events_publishes_on_its_own(make_trail, aws):
     trail = make_trail(audit_digest_every=4)
     fill(trail)
-    assert [v["Key"] for v in sorted(aws.digest_versions(), key=lambda v: v["Key"])] == [object_key(DIGEST_PREFIX, 1), object_key(DIGEST_PREFIX, 2)]
+    assert [v["Key"] for v in sorted(aws.digest_versions(), key=lambda v: v["Key"])] == [
+        object_key(DIGEST_PREFIX, 1),
+        object_key(DIGEST_PREFIX, 2),
+    ]
     assert trail.verify().undigested == 1
 
 
@@ -208,15 +217,19 @@ def test_a_clean_trail_verifies_every_store(trail, aws):
 def test_digests_are_locked_in_compliance_mode(trail, aws):
     head = aws.s3.head_object(Bucket=aws.bucket, Key=object_key(DIGEST_PREFIX, 1))
     assert head["ObjectLockMode"] == LOCK_MODE
-    assert head["ObjectLockRetainUntilDate"] > datetime.now(timezone.utc) + timedelta(days=300)  # the 365-day default
+    assert head["ObjectLockRetainUntilDate"] > datetime.now(UTC) + timedelta(days=300)  # the 365-day default
 
 
 # --- tampering with DynamoDB ------------------------------------------------------------------------
 
 
 def test_an_edited_item_is_detected(trail, aws):
-    aws.ddb.update_item(TableName=aws.table, Key=aws.key("p2", 5), UpdateExpression="SET payload = :p",
-                        ExpressionAttributeValues={":p": {"S": '{"plan":"p2","step":"approved by nobody"}'}})  # fmt: skip
+    aws.ddb.update_item(
+        TableName=aws.table,
+        Key=aws.key("p2", 5),
+        UpdateExpression="SET payload = :p",
+        ExpressionAttributeValues={":p": {"S": '{"plan":"p2","step":"approved by nobody"}'}},
+    )
     result = broken(trail, f"dynamodb:{aws.table}")
     assert result.seq == 5 and "event 5 (p2 guardrail.1) was changed" in result.problem
 
@@ -244,16 +257,26 @@ def test_a_consistently_rewritten_chain_is_caught_by_the_digest(trail, aws):
         if values["seq"] == "5":
             values["payload"] = '{"plan":"p2","step":"forged"}'
         values["prev_hash"] = prev or values["prev_hash"]
-        values["hash"] = event_hash(int(values["seq"]), *(values[f] for f in ("event_id", "plan_id", "step", "ts", "actor", "payload", "prev_hash")))
-        aws.ddb.put_item(TableName=aws.table, Item={**item, "payload": {"S": values["payload"]}, "prev_hash": {"S": values["prev_hash"]}, "hash": {"S": values["hash"]}})
+        values["hash"] = event_hash(
+            int(values["seq"]), *(values[f] for f in ("event_id", "plan_id", "step", "ts", "actor", "payload", "prev_hash"))
+        )
+        aws.ddb.put_item(
+            TableName=aws.table,
+            Item={**item, "payload": {"S": values["payload"]}, "prev_hash": {"S": values["prev_hash"]}, "hash": {"S": values["hash"]}},
+        )
         prev = values["hash"]
     result = broken(trail, f"dynamodb:{aws.table}")
     assert "not the one digest 1 recorded" in result.problem and "rewritten" in result.problem
 
 
 def test_an_item_moved_to_another_day_is_detected(trail, aws):
-    aws.ddb.update_item(TableName=aws.table, Key=aws.key("p1", 1), UpdateExpression="SET #d = :d",
-                        ExpressionAttributeNames={"#d": "day"}, ExpressionAttributeValues={":d": {"S": "2001-01-01"}})  # fmt: skip
+    aws.ddb.update_item(
+        TableName=aws.table,
+        Key=aws.key("p1", 1),
+        UpdateExpression="SET #d = :d",
+        ExpressionAttributeNames={"#d": "day"},
+        ExpressionAttributeValues={":d": {"S": "2001-01-01"}},
+    )
     assert "day that does not match" in broken(trail, f"dynamodb:{aws.table}").problem
 
 
@@ -296,8 +319,13 @@ def test_a_digest_without_a_compliance_lock_is_detected(make_trail, aws):
     trail = make_trail(audit_s3_bucket=None)
     fill(trail)
     digest = trail.log.digest()
-    aws.s3.put_object(Bucket=aws.bucket, Key=object_key(DIGEST_PREFIX, 1), Body=digest.body().encode(), ObjectLockMode="GOVERNANCE",
-                      ObjectLockRetainUntilDate=datetime.now(timezone.utc) + timedelta(days=1))  # fmt: skip
+    aws.s3.put_object(
+        Bucket=aws.bucket,
+        Key=object_key(DIGEST_PREFIX, 1),
+        Body=digest.body().encode(),
+        ObjectLockMode="GOVERNANCE",
+        ObjectLockRetainUntilDate=datetime.now(UTC) + timedelta(days=1),
+    )
     result = broken(make_trail(), f"s3:{aws.bucket}")
     assert "not locked in COMPLIANCE mode (lock: GOVERNANCE)" in result.problem
 
@@ -321,8 +349,8 @@ def test_export_since_a_day_reads_the_day_index(make_trail, aws):
     fill(trail, plans=("old",))
     clock.offset = timedelta(days=2)
     fill(trail, plans=("new",))
-    since = (datetime.now(timezone.utc) + timedelta(days=1)).date().isoformat()
-    since_time = datetime.fromisoformat(since).replace(tzinfo=timezone.utc)
+    since = (datetime.now(UTC) + timedelta(days=1)).date().isoformat()
+    since_time = datetime.fromisoformat(since).replace(tzinfo=UTC)
     from_table = trail.export(since_time, source="dynamodb")
     from_log = trail.export(since_time, source="local")
     assert [e.seq for e in from_table] == [e.seq for e in from_log] == [4, 5, 6]
@@ -334,8 +362,15 @@ def test_export_since_a_day_reads_the_day_index(make_trail, aws):
 
 def test_the_cli_walkthrough_on_aws(aws, tmp_path):
     """run → approve → digest → verify passes; one edited item → verify fails naming it."""
-    env = {**os.environ, "AGENTOPS_HOME": str(tmp_path / "state"), "COLUMNS": "200", "AGENTOPS_AWS_ENDPOINT_URL": aws.url,
-           "AGENTOPS_AWS_MAX_ATTEMPTS": "1", "AGENTOPS_AUDIT_DYNAMODB_TABLE": aws.table, "AGENTOPS_AUDIT_S3_BUCKET": aws.bucket}  # fmt: skip
+    env = {
+        **os.environ,
+        "AGENTOPS_HOME": str(tmp_path / "state"),
+        "COLUMNS": "200",
+        "AGENTOPS_AWS_ENDPOINT_URL": aws.url,
+        "AGENTOPS_AWS_MAX_ATTEMPTS": "1",
+        "AGENTOPS_AUDIT_DYNAMODB_TABLE": aws.table,
+        "AGENTOPS_AUDIT_S3_BUCKET": aws.bucket,
+    }
     env.pop("EXECUTE", None)
     agentops = str(Path(sys.executable).parent / "agentops")
 
@@ -345,24 +380,41 @@ def test_the_cli_walkthrough_on_aws(aws, tmp_path):
         assert "Traceback" not in result.stderr + result.stdout
         return result
 
-    plan_id = json.loads(cli("run", "deploy fraud-detector v3 to prod on 2 ml.g5.xlarge, canary 10%", "--env", "prod",
-                             "--user", "alice@example.com", "--json").stdout)["plan_id"]  # fmt: skip
+    plan_id = json.loads(
+        cli(
+            "run",
+            "deploy fraud-detector v3 to prod on 2 ml.g5.xlarge, canary 10%",
+            "--env",
+            "prod",
+            "--user",
+            "alice@example.com",
+            "--json",
+        ).stdout
+    )["plan_id"]
     cli("approve", plan_id, "--as", "bob@example.com", "--reason", "ok")
     assert json.loads(cli("audit", "digest", "--json").stdout)["digest"]["digest_seq"] == 1
     verified = cli("audit", "verify")
     assert "intact" in verified.stdout and f"dynamodb:{aws.table}" in verified.stdout
     assert json.loads(cli("audit", "sync", "--json").stdout)["errors"] == []
 
-    exported = cli("audit", "export", "--since", datetime.now(timezone.utc).date().isoformat(), "--format", "jsonl", "--source", "dynamodb").stdout.splitlines()
+    exported = cli(
+        "audit", "export", "--since", datetime.now(UTC).date().isoformat(), "--format", "jsonl", "--source", "dynamodb"
+    ).stdout.splitlines()
     events = [json.loads(line) for line in exported]
     assert {e["plan_id"] for e in events} == {plan_id} and events[0]["seq"] == 1 and len(events) >= 4
     assert {"seq", "event_id", "plan_id", "step", "ts", "actor", "payload", "prev_hash", "hash"} <= set(events[0])
 
     item = next(i for i in aws.items() if i["seq"]["N"] == "2")
-    aws.ddb.update_item(TableName=aws.table, Key=aws.key(plan_id, 2), UpdateExpression="SET actor = :a",
-                        ExpressionAttributeValues={":a": {"S": item["actor"]["S"] + "-x"}})  # fmt: skip
+    aws.ddb.update_item(
+        TableName=aws.table,
+        Key=aws.key(plan_id, 2),
+        UpdateExpression="SET actor = :a",
+        ExpressionAttributeValues={":a": {"S": item["actor"]["S"] + "-x"}},
+    )
     failed = cli("audit", "verify", expect=1)
-    assert "BROKEN" in failed.stdout and f"dynamodb:{aws.table}" in failed.stdout and "event 2" in failed.stdout and "changed" in failed.stdout
+    assert (
+        "BROKEN" in failed.stdout and f"dynamodb:{aws.table}" in failed.stdout and "event 2" in failed.stdout and "changed" in failed.stdout
+    )
 
     bad_since = cli("audit", "export", "--since", "last tuesday", expect=1)
     assert "--since must be a date" in bad_since.stderr and bad_since.stderr.strip().count("\n") == 0

@@ -31,7 +31,9 @@ def cli(tmp_path):
 
 
 def test_digest_seals_the_newest_events_and_verify_then_sees_their_deletion(cli):
-    plan_id = json.loads(cli("run", "deploy churn-predictor to dev on one ml.m5.large", "--env", "dev", "--user", "a", "--json").stdout)["plan_id"]
+    plan_id = json.loads(cli("run", "deploy churn-predictor to dev on one ml.m5.large", "--env", "dev", "--user", "a", "--json").stdout)[
+        "plan_id"
+    ]
     before = json.loads(cli("audit", "verify", "--json").stdout)
     assert before["ok"] and before["digests"] == 0 and before["undigested"] == before["events"] > 0
     assert "not covered by a digest" in cli("audit", "verify").stdout
@@ -50,7 +52,7 @@ def test_digest_seals_the_newest_events_and_verify_then_sees_their_deletion(cli)
 
 
 def test_export_writes_jsonl_an_auditor_can_rehash(cli):
-    from tools.audit_chain import canonical_json, event_hash
+    from tools.audit.chain import canonical_json, event_hash
 
     cli("run", "deploy churn-predictor to dev on one ml.m5.large", "--env", "dev", "--user", "a")
     out = cli.tmp / "audit.jsonl"

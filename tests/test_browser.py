@@ -11,14 +11,21 @@ from pathlib import Path
 
 import httpx
 import pytest
+from fakes import needs
 
 from agentops.settings import PROJECT_ROOT
-from fakes import needs
 
 CHROMIUM = Path("/usr/bin/chromium")
 # Flags for a container without a GPU, a sandbox or a network (docs: ../shared/ARCHITECTURE.md, "Browser").
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync", "--no-first-run", "--disable-quic"]  # fmt: skip
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-quic",
+]
 PROD_INTENT = "deploy fraud-detector v3 to prod on 2 ml.g5.xlarge, canary 10%"
 TIMEOUT_MS = 20_000
 

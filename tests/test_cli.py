@@ -7,6 +7,7 @@ import os
 import sqlite3
 import subprocess
 import sys
+from datetime import UTC
 from pathlib import Path
 
 import pytest
@@ -98,9 +99,18 @@ def test_bad_input_gets_one_line_and_exit_1(cli, args, message):
 
 def test_validate_a_config_file(cli):
     good = cli.tmp / "good.json"
-    good.write_text(json.dumps({"model_name": "churn-v1", "endpoint_name": "churn-dev", "instance_type": "ml.m5.large",
-                                "instance_count": 1, "model_data_url": "s3://models/churn/1/model.tar.gz",
-                                "rollback_alarms": ["ModelMonitorAlarm", "DataDriftAlarm"]}))  # fmt: skip
+    good.write_text(
+        json.dumps(
+            {
+                "model_name": "churn-v1",
+                "endpoint_name": "churn-dev",
+                "instance_type": "ml.m5.large",
+                "instance_count": 1,
+                "model_data_url": "s3://models/churn/1/model.tar.gz",
+                "rollback_alarms": ["ModelMonitorAlarm", "DataDriftAlarm"],
+            }
+        )
+    )
     assert as_json(cli("validate", "--env", "dev", "--config", str(good), "--json"))["verdict"]["allowed"] is True
     blocked = as_json(cli("validate", "--env", "prod", "--config", str(good), "--json", expect=1))
     assert "instance_count.range" in {v["rule"] for v in blocked["verdict"]["violations"]}
@@ -122,16 +132,18 @@ def test_human_output_is_a_readable_table(cli):
 
 
 def test_resume_carries_out_a_decision_the_index_holds_but_the_run_never_saw(cli):
-    from datetime import datetime, timezone
+    from datetime import datetime
 
     from agentops.schemas import Decision
-    from tools.plan_index import PlanIndex
+    from tools.storage.plan_index import PlanIndex
 
     plan_id = as_json(cli("run", PROD_INTENT, "--env", "prod", "--user", "alice@example.com", "--json"))["plan_id"]
     assert as_json(cli("resume", plan_id, "--json"))["status"] == "pending_approval", "nothing decided: it keeps waiting"
     # What a process leaves when it dies after recording the decision and before resuming the run.
-    now = datetime.now(timezone.utc)
-    PlanIndex(cli.home / "agentops.sqlite").decide(plan_id, Decision(approved=True, approver="bob@example.com", reason="ok", decided_at=now), now)
+    now = datetime.now(UTC)
+    PlanIndex(cli.home / "agentops.sqlite").decide(
+        plan_id, Decision(approved=True, approver="bob@example.com", reason="ok", decided_at=now), now
+    )
     assert as_json(cli("show", plan_id, "--json"))["waiting_for"] == ["approval"]
 
     view = as_json(cli("resume", plan_id, "--json"))
@@ -148,8 +160,11 @@ def test_an_unreachable_database_is_one_line_naming_it_without_the_password(tmp_
     with socket.socket() as s:  # a port nobody listens on
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    env = {**os.environ, "AGENTOPS_HOME": str(tmp_path / "state"),
-           "AGENTOPS_DATABASE_URL": f"postgresql://agentops:s3cret@127.0.0.1:{port}/agentops"}  # fmt: skip
+    env = {
+        **os.environ,
+        "AGENTOPS_HOME": str(tmp_path / "state"),
+        "AGENTOPS_DATABASE_URL": f"postgresql://agentops:s3cret@127.0.0.1:{port}/agentops",
+    }
     result = subprocess.run([AGENTOPS, *args], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=120)
     assert result.returncode == 1, result.stderr
     assert f"cannot connect to the database at 127.0.0.1:{port}/agentops" in result.stderr

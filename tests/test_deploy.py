@@ -9,13 +9,15 @@ from typing import Any
 import boto3
 import botocore.session
 import pytest
+from fakes import RecordingDeployer, prod_config, runtime_for, staging_config
 
 from agentops.errors import AgentOpsError
 from agentops.schemas import DeploymentConfig
-from fakes import RecordingDeployer, prod_config, runtime_for, staging_config
 from nodes.deploy import deploy
-from tools import sagemaker
-from tools.sagemaker import DryRunDeployer, aws_call, build_deployment_calls, resource_names, validate_calls
+from tools.sagemaker import calls
+from tools.sagemaker.calls import aws_call, build_deployment_calls, resource_names
+from tools.sagemaker.dry_run import DryRunDeployer
+from tools.sagemaker.validation import validate_calls
 
 PLAN_ID = "3f2a9c1b-0d4e-4f5a-9b6c-7d8e9f0a1b2c"
 OTHER_PLAN_ID = "c0ffee00-1234-4abc-8def-0123456789ab"
@@ -52,7 +54,7 @@ def params_of(update: dict[str, Any], operation: str) -> list[dict[str, Any]]:
     return [call["params"] for call in update["deployment"]["calls"] if call["operation"] == operation]
 
 
-def build(config: dict[str, Any], plan_id: str = PLAN_ID, **overrides: str) -> list[sagemaker.AwsCall]:
+def build(config: dict[str, Any], plan_id: str = PLAN_ID, **overrides: str) -> list[calls.AwsCall]:
     settings = {
         "role_arn": "arn:aws:iam::123456789012:role/sagemaker",
         "default_image_uri": "123456789012.dkr.ecr.us-east-1.amazonaws.com/inference:1",
@@ -85,13 +87,15 @@ def test_staging_calls_are_wired_to_each_other(run, settings):
     [endpoint] = params_of(update, "CreateEndpoint")
     assert model["ExecutionRoleArn"] == settings.execution_role_arn
     assert model["PrimaryContainer"] == {"Image": settings.default_image_uri, "ModelDataUrl": "s3://models/churn/1/model.tar.gz"}
-    assert endpoint_config["ProductionVariants"] == [{
-        "VariantName": "AllTraffic",
-        "ModelName": model["ModelName"],
-        "InstanceType": "ml.m5.large",
-        "InitialInstanceCount": 2,
-        "InitialVariantWeight": 1.0,
-    }]
+    assert endpoint_config["ProductionVariants"] == [
+        {
+            "VariantName": "AllTraffic",
+            "ModelName": model["ModelName"],
+            "InstanceType": "ml.m5.large",
+            "InitialInstanceCount": 2,
+            "InitialVariantWeight": 1.0,
+        }
+    ]
     assert endpoint["EndpointName"] == "churn-staging"
     assert endpoint["EndpointConfigName"] == endpoint_config["EndpointConfigName"]
 
@@ -100,8 +104,15 @@ def test_everything_created_carries_the_endpoint_and_plan_tags(run):
     update = run(prod_state(autoscaling_max=4))
 
     tagged = [c["operation"] for c in update["deployment"]["calls"] if "Tags" in c["params"]]
-    assert tagged == ["CreateModel", "CreateEndpointConfig", "PutMetricAlarm", "PutMetricAlarm", "CreateEndpoint",
-                      "CreateDataQualityJobDefinition", "CreateMonitoringSchedule"]  # fmt: skip
+    assert tagged == [
+        "CreateModel",
+        "CreateEndpointConfig",
+        "PutMetricAlarm",
+        "PutMetricAlarm",
+        "CreateEndpoint",
+        "CreateDataQualityJobDefinition",
+        "CreateMonitoringSchedule",
+    ]
     [model] = params_of(update, "CreateModel")
     assert model["Tags"] == [{"Key": "agentops:endpoint", "Value": "fraud-detector-prod"}, {"Key": "agentops:plan", "Value": PLAN_ID}]
 
@@ -167,8 +178,14 @@ def test_rollback_alarms_watch_errors_and_drift_of_this_endpoint(run):
     errors, drift = params_of(update, "PutMetricAlarm")
     [schedule] = params_of(update, "CreateMonitoringSchedule")
     assert (errors["AlarmName"], errors["Namespace"], errors["MetricName"]) == (
-        "fraud-detector-prod-ModelMonitorAlarm", "AWS/SageMaker", "Invocation5XXErrors")
-    assert errors["Dimensions"] == [{"Name": "EndpointName", "Value": "fraud-detector-prod"}, {"Name": "VariantName", "Value": "AllTraffic"}]
+        "fraud-detector-prod-ModelMonitorAlarm",
+        "AWS/SageMaker",
+        "Invocation5XXErrors",
+    )
+    assert errors["Dimensions"] == [
+        {"Name": "EndpointName", "Value": "fraud-detector-prod"},
+        {"Name": "VariantName", "Value": "AllTraffic"},
+    ]
     assert (drift["AlarmName"], drift["Namespace"]) == ("fraud-detector-prod-DataDriftAlarm", "aws/sagemaker/Endpoints/data-metrics")
     assert drift["MetricName"].startswith("feature_baseline_drift")
     assert {"Name": "MonitoringSchedule", "Value": schedule["MonitoringScheduleName"]} in drift["Dimensions"]
@@ -236,7 +253,11 @@ def test_other_plan_id_gives_new_model_and_config_on_the_same_endpoint():
     assert first.endpoint_config != second.endpoint_config
     assert first.data_quality_job_definition != second.data_quality_job_definition
     assert (first.endpoint, first.variant, first.alarms, first.monitoring_schedule) == (
-        second.endpoint, second.variant, second.alarms, second.monitoring_schedule)
+        second.endpoint,
+        second.variant,
+        second.alarms,
+        second.monitoring_schedule,
+    )
     assert first.endpoint == "fraud-detector-prod"
 
 
@@ -356,7 +377,7 @@ def test_a_broken_builder_fails_the_plan_not_the_graph(run, monkeypatch):
     def wrong_type_model_call(config, names, role_arn, default_image_uri, vpc=None, tags=None):
         return aws_call("sagemaker", "CreateModel", {"ModelName": names.model, "PrimaryContainer": "not-a-dict"})
 
-    monkeypatch.setattr(sagemaker, "create_model_call", wrong_type_model_call)
+    monkeypatch.setattr(calls, "create_model_call", wrong_type_model_call)
     update = run(plan_state(staging_config()))
 
     assert update["status"] == "failed"
@@ -375,10 +396,13 @@ def test_dry_run_creates_no_aws_client(run, monkeypatch):
     assert run(prod_state(autoscaling_max=4))["status"] == "deployed"
 
 
-@pytest.mark.parametrize("report", [
-    {"verdict": {"allowed": False, "violations": [{"rule": "cost.max"}]}, "requires_approval": False},
-    {},
-])
+@pytest.mark.parametrize(
+    "report",
+    [
+        {"verdict": {"allowed": False, "violations": [{"rule": "cost.max"}]}, "requires_approval": False},
+        {},
+    ],
+)
 def test_guard_refuses_a_plan_the_guardrail_did_not_allow(make_deps, report):
     deployer = RecordingDeployer()
     state = {"plan_id": PLAN_ID, "config": staging_config(), "report": report}

@@ -12,7 +12,7 @@ import pytest
 from chromadb.utils.embedding_functions import config_to_embedding_function, known_embedding_functions
 
 from agentops.settings import PROJECT_ROOT
-from tools.embeddings import HashingEmbeddingFunction, stem, terms
+from tools.retrieval.embeddings import HashingEmbeddingFunction, stem, terms
 
 
 def cosine(ef: HashingEmbeddingFunction, a: str, b: str) -> float:
@@ -30,12 +30,10 @@ def test_vectors_are_identical_in_a_new_process():
     """A collection indexed in one process is queried from another: Python's salted hash() would break this."""
     text = "What is the hourly price of ml.m5.large?"
     script = (
-        "import sys, json; from tools.embeddings import HashingEmbeddingFunction as E; "
+        "import sys, json; from tools.retrieval.embeddings import HashingEmbeddingFunction as E; "
         "print(json.dumps(E()([sys.argv[1]])[0].tolist()))"
     )
-    out = subprocess.run(
-        [sys.executable, "-c", script, text], capture_output=True, text=True, check=True, cwd=PROJECT_ROOT
-    ).stdout
+    out = subprocess.run([sys.executable, "-c", script, text], capture_output=True, text=True, check=True, cwd=PROJECT_ROOT).stdout
     there = np.array(json.loads(out), dtype=np.float32)
     assert np.array_equal(there, HashingEmbeddingFunction()([text])[0])
 
@@ -68,7 +66,7 @@ def test_compound_names_also_match_their_parts():
 def test_importing_the_module_registers_it_with_chroma():
     """Checked in a fresh process: in this one, creating any collection with it would register it anyway."""
     script = (
-        "import tools.embeddings; from chromadb.utils.embedding_functions import known_embedding_functions as k; "
+        "import tools.retrieval.embeddings; from chromadb.utils.embedding_functions import known_embedding_functions as k; "
         "print(k['agentops_hashing'].__name__)"
     )
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=PROJECT_ROOT)

@@ -11,12 +11,6 @@ from dataclasses import replace
 from typing import Any
 
 import pytest
-from botocore.stub import ANY
-
-from agentops.errors import AgentOpsError
-from agentops.schemas import DeploymentConfig
-from agentops.service import Orchestrator
-from agentops.settings import PROJECT_ROOT
 from aws_testing import (  # noqa: F401  (pytest fixtures)
     CallLog,
     FakeClock,
@@ -31,13 +25,20 @@ from aws_testing import (  # noqa: F401  (pytest fixtures)
     queue_statuses,
     stubbed,
 )
+from botocore.stub import ANY
 from fakes import staging_config
-from graph.runtime import build_dependencies, open_checkpointer
-from tools.audit_log import SqliteAuditLog
-from tools.sagemaker import TAG_ENDPOINT, TAG_PREVIOUS_CONFIG
-from tools.sagemaker_aws import AwsClients
-from tools.sagemaker_execute import SageMakerExecutor
-from tools.sagemaker_watch import EndpointWatcher
+
+from agentops.errors import AgentOpsError
+from agentops.schemas import DeploymentConfig
+from agentops.settings import PROJECT_ROOT
+from app.service import Orchestrator
+from graph.wiring import build_dependencies, open_checkpointer
+from tools.audit.local import SqliteAuditLog
+from tools.audit.trail import AuditTrail
+from tools.sagemaker.aws import AwsClients
+from tools.sagemaker.calls import TAG_ENDPOINT, TAG_PREVIOUS_CONFIG
+from tools.sagemaker.execute import SageMakerExecutor
+from tools.sagemaker.watch import EndpointWatcher
 
 ENDPOINT = "churn-predictor-staging"
 V1_INTENT = "deploy churn-predictor v1 to staging on 2 ml.m5.large"
@@ -139,11 +140,14 @@ def test_a_new_endpoint_is_planned_as_create_and_followed_on_the_record(settings
     assert {row["field"]: row["current"] for row in change["diff"]}["instance_type"] is None
     deployment = view["deployment"]
     assert deployment["mode"] == "execute" and deployment["action"] == "create"
-    assert [(e["operation"], e["outcome"]) for e in deployment["executed"]][:2] == [("CreateModel", "created"), ("CreateEndpointConfig", "created")]
+    assert [(e["operation"], e["outcome"]) for e in deployment["executed"]][:2] == [
+        ("CreateModel", "created"),
+        ("CreateEndpointConfig", "created"),
+    ]
     assert deployment["watch"]["transitions"][-1]["status"] == "InService"
     assert steps(settings, view["plan_id"]) == ["plan.1", "resolve.1", "guardrail.1", "deploy", "watch.InService", "watch.result"]
     assert audit_payload(settings, view["plan_id"], "watch.result")["status"] == "deployed"
-    assert SqliteAuditLog(settings.app_db).verify().ok
+    assert AuditTrail(SqliteAuditLog(settings.app_db)).verify().ok
 
 
 def test_a_new_endpoint_that_fails_ends_failed_with_sagemakers_reason(settings, moto):
@@ -154,7 +158,9 @@ def test_a_new_endpoint_that_fails_ends_failed_with_sagemakers_reason(settings, 
     watch_stub.add_response("describe_endpoint", endpoint_response(ENDPOINT, "Failed", None, reason=reason))
     clock = FakeClock()
 
-    with orchestrator_for(settings, watcher_clients=clients_with(AwsClients(settings), sagemaker=watch_client), clock=clock) as orchestrator:
+    with orchestrator_for(
+        settings, watcher_clients=clients_with(AwsClients(settings), sagemaker=watch_client), clock=clock
+    ) as orchestrator:
         view = orchestrator.run(V1_INTENT, "staging", "carol")
 
     assert view["status"] == "failed"
@@ -192,7 +198,9 @@ def test_update_with_canary_switches_the_endpoint_blue_green_and_remembers_the_o
     routing = update["params"]["DeploymentConfig"]["BlueGreenUpdatePolicy"]["TrafficRoutingConfiguration"]
     assert routing["Type"] == "CANARY" and routing["CanarySize"] == {"Type": "CAPACITY_PERCENT", "Value": 20}
     assert update["params"]["DeploymentConfig"]["AutoRollbackConfiguration"]["Alarms"] == [
-        {"AlarmName": f"{ENDPOINT}-ModelMonitorAlarm"}, {"AlarmName": f"{ENDPOINT}-DataDriftAlarm"}]  # fmt: skip
+        {"AlarmName": f"{ENDPOINT}-ModelMonitorAlarm"},
+        {"AlarmName": f"{ENDPOINT}-DataDriftAlarm"},
+    ]
     sagemaker = client("sagemaker", moto)
     endpoint_arn = sagemaker.describe_endpoint(EndpointName=ENDPOINT)["EndpointArn"]
     assert tags_of(sagemaker, endpoint_arn)[TAG_PREVIOUS_CONFIG] == old_config
@@ -239,7 +247,9 @@ def test_rollback_returns_the_endpoint_to_the_recorded_previous_config(settings,
     # An earlier config the endpoint ran (as an earlier update would have left it), recorded on the endpoint.
     sagemaker.create_endpoint_config(
         EndpointConfigName="churn-predictor-v0-0000aaaa",
-        ProductionVariants=[{"VariantName": "AllTraffic", "ModelName": current_config, "InstanceType": "ml.m5.large", "InitialInstanceCount": 1}],
+        ProductionVariants=[
+            {"VariantName": "AllTraffic", "ModelName": current_config, "InstanceType": "ml.m5.large", "InitialInstanceCount": 1}
+        ],
     )
     arn = sagemaker.describe_endpoint(EndpointName=ENDPOINT)["EndpointArn"]
     sagemaker.add_tags(ResourceArn=arn, Tags=[{"Key": TAG_PREVIOUS_CONFIG, "Value": "churn-predictor-v0-0000aaaa"}])
@@ -251,7 +261,9 @@ def test_rollback_returns_the_endpoint_to_the_recorded_previous_config(settings,
             "EndpointName": ENDPOINT,
             "EndpointConfigName": "churn-predictor-v0-0000aaaa",
             # All at once, no rollback alarms: they may still fire for the version being left.
-            "DeploymentConfig": {"BlueGreenUpdatePolicy": {"TrafficRoutingConfiguration": {"Type": "ALL_AT_ONCE", "WaitIntervalInSeconds": 0}}},
+            "DeploymentConfig": {
+                "BlueGreenUpdatePolicy": {"TrafficRoutingConfiguration": {"Type": "ALL_AT_ONCE", "WaitIntervalInSeconds": 0}}
+            },
         },
     )
     queue_statuses(watch_stub, ENDPOINT, [("Updating", current_config), ("InService", "churn-predictor-v0-0000aaaa")])
@@ -274,13 +286,21 @@ def test_teardown_removes_what_agentops_created_and_nothing_else(settings, moto)
     sagemaker.create_model(ModelName="other-model", ExecutionRoleArn="arn:aws:iam::123456789012:role/x", PrimaryContainer={"Image": "i"})
     sagemaker.create_endpoint_config(
         EndpointConfigName="other-config",
-        ProductionVariants=[{"VariantName": "AllTraffic", "ModelName": "other-model", "InstanceType": "ml.m5.large", "InitialInstanceCount": 1}],
+        ProductionVariants=[
+            {"VariantName": "AllTraffic", "ModelName": "other-model", "InstanceType": "ml.m5.large", "InitialInstanceCount": 1}
+        ],
     )
     sagemaker.create_endpoint(EndpointName="other-endpoint", EndpointConfigName="other-config")
     cloudwatch.put_metric_alarm(
-        AlarmName=f"{ENDPOINT}-LatencyByHand", MetricName="ModelLatency", Namespace="AWS/SageMaker", Statistic="Average",
-        Period=60, EvaluationPeriods=1, Threshold=1.0, ComparisonOperator="GreaterThanThreshold",
-    )  # fmt: skip
+        AlarmName=f"{ENDPOINT}-LatencyByHand",
+        MetricName="ModelLatency",
+        Namespace="AWS/SageMaker",
+        Statistic="Average",
+        Period=60,
+        EvaluationPeriods=1,
+        Threshold=1.0,
+        ComparisonOperator="GreaterThanThreshold",
+    )
 
     with orchestrator_for(settings) as orchestrator:
         view = orchestrator.run(f"tear down {ENDPOINT}", "staging", "carol")
@@ -302,7 +322,9 @@ def test_teardown_refuses_an_endpoint_agentops_did_not_create(settings, moto):
     sagemaker.create_model(ModelName="hand-made", ExecutionRoleArn="arn:aws:iam::123456789012:role/x", PrimaryContainer={"Image": "i"})
     sagemaker.create_endpoint_config(
         EndpointConfigName="hand-made",
-        ProductionVariants=[{"VariantName": "AllTraffic", "ModelName": "hand-made", "InstanceType": "ml.m5.large", "InitialInstanceCount": 1}],
+        ProductionVariants=[
+            {"VariantName": "AllTraffic", "ModelName": "hand-made", "InstanceType": "ml.m5.large", "InitialInstanceCount": 1}
+        ],
     )
     sagemaker.create_endpoint(EndpointName="hand-made-staging", EndpointConfigName="hand-made")
 
@@ -328,10 +350,14 @@ def test_an_endpoint_changed_since_approval_is_refused_not_overwritten(settings,
         [model] = sagemaker.list_models()["Models"]
         sagemaker.create_endpoint_config(
             EndpointConfigName="hotfix-by-hand",
-            ProductionVariants=[{"VariantName": "AllTraffic", "ModelName": model["ModelName"], "InstanceType": "ml.m5.large", "InitialInstanceCount": 1}],
+            ProductionVariants=[
+                {"VariantName": "AllTraffic", "ModelName": model["ModelName"], "InstanceType": "ml.m5.large", "InitialInstanceCount": 1}
+            ],
         )
         sagemaker.delete_endpoint(EndpointName=ENDPOINT)
-        sagemaker.create_endpoint(EndpointName=ENDPOINT, EndpointConfigName="hotfix-by-hand", Tags=[{"Key": TAG_ENDPOINT, "Value": ENDPOINT}])
+        sagemaker.create_endpoint(
+            EndpointName=ENDPOINT, EndpointConfigName="hotfix-by-hand", Tags=[{"Key": TAG_ENDPOINT, "Value": ENDPOINT}]
+        )
         view = orchestrator.decide(pending["plan_id"], "dave", True, "ok")
 
     assert view["status"] == "failed"
@@ -370,7 +396,11 @@ def test_a_deploy_resumed_after_a_crash_creates_nothing_twice(settings, moto):
     assert view["status"] == "deployed"
     assert (log.operations["CreateModel"], log.operations["CreateEndpointConfig"], log.operations["CreateEndpoint"]) == (1, 1, 1)
     sagemaker = client("sagemaker", moto)
-    assert (len(sagemaker.list_models()["Models"]), len(sagemaker.list_endpoint_configs()["EndpointConfigs"]), len(sagemaker.list_endpoints()["Endpoints"])) == (1, 1, 1)
+    assert (
+        len(sagemaker.list_models()["Models"]),
+        len(sagemaker.list_endpoint_configs()["EndpointConfigs"]),
+        len(sagemaker.list_endpoints()["Endpoints"]),
+    ) == (1, 1, 1)
     outcomes = {e["operation"]: e["outcome"] for e in view["deployment"]["executed"]}
     assert outcomes["CreateModel"] == "exists" and outcomes["CreateEndpointConfig"] == "exists" and outcomes["CreateEndpoint"] == "created"
 
@@ -397,17 +427,28 @@ def test_redeploying_the_same_plan_makes_no_second_endpoint_or_config(settings):
 def test_access_denied_ends_failed_listing_what_was_created_before(settings, moto):
     real = AwsClients(settings)
     stub_client, stub = stubbed("sagemaker", moto)
-    stub.add_client_error("create_endpoint", "AccessDeniedException", "User: arn:aws:iam::123456789012:user/ci is not authorized to perform: sagemaker:CreateEndpoint", 400)
+    stub.add_client_error(
+        "create_endpoint",
+        "AccessDeniedException",
+        "User: arn:aws:iam::123456789012:user/ci is not authorized to perform: sagemaker:CreateEndpoint",
+        400,
+    )
 
-    with orchestrator_for(settings, deployer_clients=clients_with(real, sagemaker=Routed(real("sagemaker"), stub_client, {"create_endpoint"}))) as orchestrator:
+    with orchestrator_for(
+        settings, deployer_clients=clients_with(real, sagemaker=Routed(real("sagemaker"), stub_client, {"create_endpoint"}))
+    ) as orchestrator:
         view = orchestrator.run(V1_INTENT, "staging", "carol")
 
     assert view["status"] == "failed"
     assert view["error"].startswith("AWS denied CreateEndpoint churn-predictor-staging (AccessDeniedException")
     assert "allow sagemaker:CreateEndpoint" in view["error"] and "\n" not in view["error"]
     [model] = client("sagemaker", moto).list_models()["Models"]
-    created = [f"model {model['ModelName']}", f"endpoint config {model['ModelName']}",
-               f"alarm {ENDPOINT}-ModelMonitorAlarm", f"alarm {ENDPOINT}-DataDriftAlarm"]  # fmt: skip
+    created = [
+        f"model {model['ModelName']}",
+        f"endpoint config {model['ModelName']}",
+        f"alarm {ENDPOINT}-ModelMonitorAlarm",
+        f"alarm {ENDPOINT}-DataDriftAlarm",
+    ]
     assert view["deployment"]["created"] == created
     assert audit_payload(settings, view["plan_id"], "deploy")["created"] == created
     assert client("sagemaker", moto).list_endpoints()["Endpoints"] == []
@@ -417,7 +458,12 @@ def test_a_validation_error_ends_failed_with_awss_message_and_nothing_created(se
     real = AwsClients(settings)
     stub_client, stub = stubbed("sagemaker", moto)
     stub.add_client_error("describe_model", "ValidationException", "Could not find model 'churn-predictor-v1'.", 400)
-    stub.add_client_error("create_model", "ValidationException", "Could not access model data at s3://agentops-model-artifacts/models/churn-predictor-v1/model.tar.gz.", 400)
+    stub.add_client_error(
+        "create_model",
+        "ValidationException",
+        "Could not access model data at s3://agentops-model-artifacts/models/churn-predictor-v1/model.tar.gz.",
+        400,
+    )
     routed = Routed(real("sagemaker"), stub_client, {"create_model", "describe_model"})
 
     with orchestrator_for(settings, deployer_clients=clients_with(real, sagemaker=routed)) as orchestrator:
@@ -484,10 +530,18 @@ def test_prod_runs_the_model_in_the_vpc_and_adds_scaling_and_the_monitor_once_in
     stub_client, stub = stubbed("sagemaker", moto)
     schedule = "fraud-detector-prod-data-quality"
     # moto has no monitoring schedules: the look before creating it, then the create, are stubbed.
-    stub.add_client_error("describe_monitoring_schedule", "ResourceNotFound", f"Monitoring schedule {schedule} not found", 400,
-                          expected_params={"MonitoringScheduleName": schedule})
-    stub.add_response("create_monitoring_schedule", {"MonitoringScheduleArn": f"arn:aws:sagemaker:us-east-1:123456789012:monitoring-schedule/{schedule}"},
-                      expected_params={"MonitoringScheduleName": schedule, "MonitoringScheduleConfig": ANY, "Tags": ANY})  # fmt: skip
+    stub.add_client_error(
+        "describe_monitoring_schedule",
+        "ResourceNotFound",
+        f"Monitoring schedule {schedule} not found",
+        400,
+        expected_params={"MonitoringScheduleName": schedule},
+    )
+    stub.add_response(
+        "create_monitoring_schedule",
+        {"MonitoringScheduleArn": f"arn:aws:sagemaker:us-east-1:123456789012:monitoring-schedule/{schedule}"},
+        expected_params={"MonitoringScheduleName": schedule, "MonitoringScheduleConfig": ANY, "Tags": ANY},
+    )
     routed = Routed(real("sagemaker"), stub_client, {"describe_monitoring_schedule", "create_monitoring_schedule"})
 
     with orchestrator_for(settings, deployer_clients=clients_with(real, sagemaker=routed)) as orchestrator:
@@ -499,7 +553,10 @@ def test_prod_runs_the_model_in_the_vpc_and_adds_scaling_and_the_monitor_once_in
     assert view["status"] == "deployed", view.get("error")
     sagemaker = client("sagemaker", moto)
     [model] = sagemaker.list_models()["Models"]
-    assert sagemaker.describe_model(ModelName=model["ModelName"])["VpcConfig"] == {"Subnets": ["subnet-0abc", "subnet-0def"], "SecurityGroupIds": ["sg-0123"]}
+    assert sagemaker.describe_model(ModelName=model["ModelName"])["VpcConfig"] == {
+        "Subnets": ["subnet-0abc", "subnet-0def"],
+        "SecurityGroupIds": ["sg-0123"],
+    }
     config = sagemaker.describe_endpoint_config(EndpointConfigName=model["ModelName"])
     assert config["DataCaptureConfig"]["EnableCapture"] is True and config["DataCaptureConfig"]["InitialSamplingPercentage"] == 20
     [target] = client("application-autoscaling", moto).describe_scalable_targets(ServiceNamespace="sagemaker")["ScalableTargets"]
@@ -509,8 +566,12 @@ def test_prod_runs_the_model_in_the_vpc_and_adds_scaling_and_the_monitor_once_in
     assert job["DataQualityJobInput"]["EndpointInput"]["EndpointName"] == "fraud-detector-prod"
     stub.assert_no_pending_responses()
     outcomes = [(e["operation"], e["outcome"]) for e in view["deployment"]["executed"]]
-    assert outcomes[-4:] == [("RegisterScalableTarget", "applied"), ("PutScalingPolicy", "applied"),
-                             ("CreateDataQualityJobDefinition", "created"), ("CreateMonitoringSchedule", "created")]  # fmt: skip
+    assert outcomes[-4:] == [
+        ("RegisterScalableTarget", "applied"),
+        ("PutScalingPolicy", "applied"),
+        ("CreateDataQualityJobDefinition", "created"),
+        ("CreateMonitoringSchedule", "created"),
+    ]
 
 
 def test_prod_without_a_configured_vpc_is_refused_before_any_call(settings, moto):
@@ -549,9 +610,15 @@ def test_execute_mode_without_credentials_refuses_to_start(tmp_path, aws_env, mo
 
 
 def test_the_cli_refuses_execute_mode_in_one_line(tmp_path):
-    env = {"PATH": os.environ["PATH"], "AGENTOPS_HOME": str(tmp_path), "EXECUTE": "true", "AWS_EC2_METADATA_DISABLED": "true",
-           "AWS_CONFIG_FILE": str(tmp_path / "none"), "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "none")}  # fmt: skip
-    result = subprocess.run([sys.executable, "-m", "agentops.cli", "plans", "--json"], env=env, cwd=PROJECT_ROOT, capture_output=True, text=True)
+    env = {
+        "PATH": os.environ["PATH"],
+        "AGENTOPS_HOME": str(tmp_path),
+        "EXECUTE": "true",
+        "AWS_EC2_METADATA_DISABLED": "true",
+        "AWS_CONFIG_FILE": str(tmp_path / "none"),
+        "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "none"),
+    }
+    result = subprocess.run([sys.executable, "-m", "app.cli", "plans", "--json"], env=env, cwd=PROJECT_ROOT, capture_output=True, text=True)
 
     assert result.returncode == 1
     assert "AGENTOPS_EXECUTION_ROLE_ARN" in result.stderr and "Traceback" not in result.stderr

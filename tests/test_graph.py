@@ -10,10 +10,11 @@ import textwrap
 import pytest
 
 from agentops.errors import AgentOpsError, Conflict, Forbidden, NotFound
-from agentops.service import Orchestrator
 from agentops.settings import PROJECT_ROOT
+from app.service import Orchestrator
 from graph.workflow import build_graph
-from tools.audit_log import SqliteAuditLog
+from tools.audit.local import SqliteAuditLog
+from tools.audit.trail import AuditTrail
 
 PROD_INTENT = "deploy fraud-detector v3 to prod on 2 ml.g5.xlarge, canary 10%"
 
@@ -56,7 +57,7 @@ def test_prod_waits_for_a_human_then_deploys(orchestrator, settings):
     assert done["status"] == "deployed" and done["decision"]["approver"] == "bob"
     assert steps(settings, plan_id) == ["plan.1", "guardrail.1", "approval.requested", "approval.decision.1", "deploy"]
     assert orchestrator.approvals() == []
-    assert SqliteAuditLog(settings.app_db).verify().ok
+    assert AuditTrail(SqliteAuditLog(settings.app_db)).verify().ok
 
 
 def test_rejected_plan_is_never_deployed(orchestrator):
@@ -91,8 +92,8 @@ def test_bad_input_is_refused_before_anything_runs(orchestrator, intent, env, us
 def test_an_overdue_request_expires_on_the_record(settings):
     from datetime import timedelta
 
-    from graph.runtime import build_dependencies, open_checkpointer
-    from tools.plan_index import SqlitePlanIndex
+    from graph.wiring import build_dependencies, open_checkpointer
+    from tools.storage.plan_index import SqlitePlanIndex
 
     deps = build_dependencies(settings)
     with open_checkpointer(settings) as saver:
@@ -111,7 +112,7 @@ def test_a_pending_approval_survives_the_process(settings, tmp_path):
     env = {"AGENTOPS_HOME": str(settings.home), "PATH": "/usr/bin:/bin"}
     start = textwrap.dedent(f"""
         import json
-        from agentops.service import Orchestrator
+        from app.service import Orchestrator
         from agentops.settings import Settings
         with Orchestrator.open(Settings()) as o:
             print(json.dumps(o.run({PROD_INTENT!r}, "prod", "alice")))
@@ -120,7 +121,7 @@ def test_a_pending_approval_survives_the_process(settings, tmp_path):
     plan_id = json.loads(first.stdout)["plan_id"]
     resume = textwrap.dedent(f"""
         import json
-        from agentops.service import Orchestrator
+        from app.service import Orchestrator
         from agentops.settings import Settings
         with Orchestrator.open(Settings()) as o:
             print(json.dumps(o.decide({plan_id!r}, "bob", True, "ok")))
@@ -130,10 +131,10 @@ def test_a_pending_approval_survives_the_process(settings, tmp_path):
 
 
 def test_the_studio_graph_is_compiled_without_a_checkpointer():
-    from graph.workflow import graph
+    from graph.studio import graph
 
     assert graph.checkpointer is None
     assert set(graph.get_graph().nodes) >= {"intake", "retrieve", "plan", "guardrail", "approval", "deploy", "audit"}
     assert build_graph().checkpointer is None
     config = json.loads((PROJECT_ROOT / "langgraph.json").read_text())
-    assert config["graphs"]["agentops"] == "./graph/workflow.py:graph"
+    assert config["graphs"]["agentops"] == "./graph/studio.py:graph"

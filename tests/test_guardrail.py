@@ -5,10 +5,10 @@ from __future__ import annotations
 import json
 
 import pytest
+from fakes import FIXED_NOW, SHARED_EVAL, prod_config, runtime_for, staging_config
 
 from agentops.guardrails import check_config
 from agentops.schemas import Constraints
-from fakes import FIXED_NOW, SHARED_EVAL, prod_config, runtime_for, staging_config
 from nodes.guardrail import guardrail
 
 
@@ -107,7 +107,9 @@ def test_unknown_environment_is_a_violation(policy):
     assert rules(report) == ["environment.unknown"]
 
 
-@pytest.mark.parametrize("line", (SHARED_EVAL / "configs.jsonl").read_text().splitlines() if (SHARED_EVAL / "configs.jsonl").exists() else [])
+@pytest.mark.parametrize(
+    "line", (SHARED_EVAL / "configs.jsonl").read_text().splitlines() if (SHARED_EVAL / "configs.jsonl").exists() else []
+)
 def test_shared_eval_configs(policy, line):
     sample = json.loads(line)
     report = check_config(sample["config"], sample["env"], policy)
@@ -121,8 +123,15 @@ def test_shared_eval_configs(policy, line):
 
 
 def node_state(config, env="staging", **extra):
-    return {"plan_id": "p1", "intent": "x", "env": env, "requester": "alice", "config": config,
-            "planner": {"rounds": 1, "warnings": ["planner says hi"]}, **extra}  # fmt: skip
+    return {
+        "plan_id": "p1",
+        "intent": "x",
+        "env": env,
+        "requester": "alice",
+        "config": config,
+        "planner": {"rounds": 1, "warnings": ["planner says hi"]},
+        **extra,
+    }
 
 
 def test_node_blocks_and_records_the_verdict(make_deps):

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import pytest
-
 from fakes import FIXED_NOW, runtime_for
+
 from nodes.intake import intake
 
 THREAD = {"configurable": {"thread_id": "thread-42"}}

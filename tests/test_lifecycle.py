@@ -5,26 +5,26 @@ guardrail checks each one, the builders derive their calls from what runs now, a
 from __future__ import annotations
 
 import pytest
+from fakes import MemoryAudit, RecordingDeployer, prod_config, runtime_for, staging_config
 
 from agentops.errors import AgentOpsError
 from agentops.guardrails import check_config
+from agentops.ports import PlanRequest
 from agentops.schemas import DeploymentConfig, EndpointAction
-from fakes import MemoryAudit, RecordingDeployer, prod_config, runtime_for, staging_config
-from graph.context import PlanRequest
 from nodes.deploy import deploy
 from nodes.resolve import resolve
-from tools.rules_planner import RulesPlanner
-from tools.sagemaker import (
+from tools.planning.rules import RulesPlanner
+from tools.sagemaker.calls import (
     TAG_PREVIOUS_CONFIG,
-    DryRunDeployer,
     EndpointState,
     OwnedResource,
     build_deployment_calls,
     build_rollback_calls,
     build_teardown_calls,
-    validate_calls,
 )
-from tools.sagemaker_state import plan_change
+from tools.sagemaker.dry_run import DryRunDeployer
+from tools.sagemaker.state import plan_change
+from tools.sagemaker.validation import validate_calls
 
 PLAN_ID = "3f2a9c1b-0d4e-4f5a-9b6c-7d8e9f0a1b2c"
 ARN = "arn:aws:sagemaker:us-east-1:123456789012:endpoint/churn-staging"
@@ -55,10 +55,15 @@ def running(**changes) -> EndpointState:
 
 def build(config: dict, current: EndpointState | None = None, **kwargs) -> list[dict]:
     return build_deployment_calls(
-        DeploymentConfig.model_validate(config), PLAN_ID, role_arn="arn:aws:iam::123456789012:role/r",
-        default_image_uri="123456789012.dkr.ecr.us-east-1.amazonaws.com/inference:1", data_capture_bucket="capture",
-        region="us-east-1", current=current, **kwargs,
-    )  # fmt: skip
+        DeploymentConfig.model_validate(config),
+        PLAN_ID,
+        role_arn="arn:aws:iam::123456789012:role/r",
+        default_image_uri="123456789012.dkr.ecr.us-east-1.amazonaws.com/inference:1",
+        data_capture_bucket="capture",
+        region="us-east-1",
+        current=current,
+        **kwargs,
+    )
 
 
 def operations(calls: list[dict]) -> list[str]:
@@ -73,15 +78,21 @@ def planner(settings):
     return RulesPlanner(settings)
 
 
-@pytest.mark.parametrize(("intent", "env", "config"), [
-    ("roll back fraud-detector in prod", "prod", {"action": "rollback", "endpoint_name": "fraud-detector-prod"}),
-    ("revert the model for chatbot-x", "prod", {"action": "rollback", "endpoint_name": "chatbot-x-prod"}),
-    ("rollback fraud-detector-prod to config fraud-detector-v2-3f2a9c1b", "prod",
-     {"action": "rollback", "endpoint_name": "fraud-detector-prod", "target_endpoint_config": "fraud-detector-v2-3f2a9c1b"}),
-    ("tear down churn-dev", "dev", {"action": "teardown", "endpoint_name": "churn-dev"}),
-    ("please tear down the endpoint churn-staging", "staging", {"action": "teardown", "endpoint_name": "churn-staging"}),
-    ("decommission ranker", "staging", {"action": "teardown", "endpoint_name": "ranker-staging"}),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    ("intent", "env", "config"),
+    [
+        ("roll back fraud-detector in prod", "prod", {"action": "rollback", "endpoint_name": "fraud-detector-prod"}),
+        ("revert the model for chatbot-x", "prod", {"action": "rollback", "endpoint_name": "chatbot-x-prod"}),
+        (
+            "rollback fraud-detector-prod to config fraud-detector-v2-3f2a9c1b",
+            "prod",
+            {"action": "rollback", "endpoint_name": "fraud-detector-prod", "target_endpoint_config": "fraud-detector-v2-3f2a9c1b"},
+        ),
+        ("tear down churn-dev", "dev", {"action": "teardown", "endpoint_name": "churn-dev"}),
+        ("please tear down the endpoint churn-staging", "staging", {"action": "teardown", "endpoint_name": "churn-staging"}),
+        ("decommission ranker", "staging", {"action": "teardown", "endpoint_name": "ranker-staging"}),
+    ],
+)
 def test_planner_reads_rollbacks_and_teardowns(planner, policy, intent, env, config):
     out = planner.plan(PlanRequest(intent=intent, env=env), policy)
 
@@ -132,7 +143,9 @@ def test_rollback_in_prod_needs_approval(policy):
 
 
 def test_endpoint_action_names_are_checked_and_cited(policy):
-    report = check_config({"action": "rollback", "endpoint_name": "churn_staging", "target_endpoint_config": "bad config"}, "staging", policy)
+    report = check_config(
+        {"action": "rollback", "endpoint_name": "churn_staging", "target_endpoint_config": "bad config"}, "staging", policy
+    )
 
     assert {v.rule for v in report.verdict.violations} == {"naming.endpoint_name", "naming.target_endpoint_config"}
     assert report.verdict.violations[0].policy == "security-policy"
@@ -157,14 +170,19 @@ def test_an_existing_endpoint_is_updated_blue_green_after_remembering_its_config
 
     assert operations(calls) == ["CreateModel", "CreateEndpointConfig", "PutMetricAlarm", "PutMetricAlarm", "AddTags", "UpdateEndpoint"]
     tags, update = calls[-2]["params"], calls[-1]["params"]
-    assert tags == {"ResourceArn": ARN, "Tags": [{"Key": TAG_PREVIOUS_CONFIG, "Value": "churn-v1-0000aaaa"}, {"Key": "agentops:plan", "Value": PLAN_ID}]}
+    assert tags == {
+        "ResourceArn": ARN,
+        "Tags": [{"Key": TAG_PREVIOUS_CONFIG, "Value": "churn-v1-0000aaaa"}, {"Key": "agentops:plan", "Value": PLAN_ID}],
+    }
     assert update["EndpointConfigName"] == "churn-v2-3f2a9c1b"
     assert update["DeploymentConfig"]["AutoRollbackConfiguration"]["Alarms"][0] == {"AlarmName": "churn-staging-ModelMonitorAlarm"}
     validate_calls(calls)
 
 
 def test_an_endpoint_already_on_the_plans_config_is_not_switched_again():
-    calls = build(staging_config(model_name="churn-v2"), running(endpoint_config="churn-v1-0000aaaa", pending_endpoint_config="churn-v2-3f2a9c1b"))
+    calls = build(
+        staging_config(model_name="churn-v2"), running(endpoint_config="churn-v1-0000aaaa", pending_endpoint_config="churn-v2-3f2a9c1b")
+    )
 
     assert "UpdateEndpoint" not in operations(calls) and "AddTags" not in operations(calls)
 
@@ -174,8 +192,14 @@ def test_changing_the_instance_type_of_an_autoscaled_endpoint_deregisters_scalin
 
     calls = build(staging_config(model_name="churn-v2", instance_type="ml.m5.xlarge", autoscaling_max=4), current)
 
-    assert operations(calls)[4:] == ["DeleteScalingPolicy", "DeregisterScalableTarget", "AddTags", "UpdateEndpoint",
-                                     "RegisterScalableTarget", "PutScalingPolicy"]  # fmt: skip
+    assert operations(calls)[4:] == [
+        "DeleteScalingPolicy",
+        "DeregisterScalableTarget",
+        "AddTags",
+        "UpdateEndpoint",
+        "RegisterScalableTarget",
+        "PutScalingPolicy",
+    ]
     validate_calls(calls)
 
 
@@ -200,7 +224,9 @@ def test_the_model_gets_the_vpc_it_is_given():
 
 
 def test_rollback_switches_to_the_recorded_previous_config_all_at_once():
-    calls = build_rollback_calls(EndpointAction(action="rollback", endpoint_name="churn-staging"), running(previous_endpoint_config="churn-v0-0000bbbb"), PLAN_ID)
+    calls = build_rollback_calls(
+        EndpointAction(action="rollback", endpoint_name="churn-staging"), running(previous_endpoint_config="churn-v0-0000bbbb"), PLAN_ID
+    )
 
     assert operations(calls) == ["AddTags", "UpdateEndpoint"]
     assert calls[1]["params"]["EndpointConfigName"] == "churn-v0-0000bbbb"
@@ -209,7 +235,9 @@ def test_rollback_switches_to_the_recorded_previous_config_all_at_once():
 
 
 def test_rollback_with_nothing_recorded_says_how_to_name_a_config():
-    with pytest.raises(AgentOpsError, match=r"no previous endpoint config is recorded on churn-staging.*roll back churn-staging to config NAME"):
+    with pytest.raises(
+        AgentOpsError, match=r"no previous endpoint config is recorded on churn-staging.*roll back churn-staging to config NAME"
+    ):
         build_rollback_calls(EndpointAction(action="rollback", endpoint_name="churn-staging"), running(), PLAN_ID)
 
 
@@ -218,8 +246,15 @@ def test_teardown_deletes_only_owned_resources_in_the_order_aws_allows():
 
     calls = build_teardown_calls(current)
 
-    assert operations(calls) == ["DeleteScalingPolicy", "DeregisterScalableTarget", "DeleteMonitoringSchedule", "DeleteEndpoint",
-                                 "DeleteEndpointConfig", "DeleteModel", "DeleteAlarms"]  # fmt: skip
+    assert operations(calls) == [
+        "DeleteScalingPolicy",
+        "DeregisterScalableTarget",
+        "DeleteMonitoringSchedule",
+        "DeleteEndpoint",
+        "DeleteEndpointConfig",
+        "DeleteModel",
+        "DeleteAlarms",
+    ]
     assert calls[-1]["params"] == {"AlarmNames": ["churn-staging-ModelMonitorAlarm"]}
     validate_calls(calls)
 
@@ -233,8 +268,12 @@ def test_teardown_of_a_missing_endpoint_says_there_is_nothing_to_do():
 
 
 def test_update_change_lists_only_what_differs(settings):
-    change = plan_change(DeploymentConfig.model_validate(staging_config(model_name="churn-v2", instance_count=3)), PLAN_ID, settings,
-                         current=running(image_uri=settings.default_image_uri))  # fmt: skip
+    change = plan_change(
+        DeploymentConfig.model_validate(staging_config(model_name="churn-v2", instance_count=3)),
+        PLAN_ID,
+        settings,
+        current=running(image_uri=settings.default_image_uri),
+    )
 
     assert change.action == "update" and change.known
     assert {row.field: (row.current, row.planned) for row in change.diff} == {
@@ -242,19 +281,27 @@ def test_update_change_lists_only_what_differs(settings):
         "model": ("churn-v1-0000aaaa", "churn-v2-3f2a9c1b"),
         "instance_count": (2, 3),
     }
-    assert change.summary == ("update endpoint churn-staging (InService) from churn-v1-0000aaaa on 2 x ml.m5.large "
-                              "to churn-v2-3f2a9c1b on 3 x ml.m5.large, all at once")  # fmt: skip
+    assert change.summary == (
+        "update endpoint churn-staging (InService) from churn-v1-0000aaaa on 2 x ml.m5.large "
+        "to churn-v2-3f2a9c1b on 3 x ml.m5.large, all at once"
+    )
 
 
 def test_teardown_change_lists_every_resource_it_deletes(settings):
     change = plan_change(EndpointAction(action="teardown", endpoint_name="churn-staging"), PLAN_ID, settings, current=running())
 
-    assert change.removes == ["endpoint churn-staging", "endpoint config churn-v1-0000aaaa", "model churn-v1-0000aaaa",
-                              "alarms churn-staging-ModelMonitorAlarm"]  # fmt: skip
+    assert change.removes == [
+        "endpoint churn-staging",
+        "endpoint config churn-v1-0000aaaa",
+        "model churn-v1-0000aaaa",
+        "alarms churn-staging-ModelMonitorAlarm",
+    ]
 
 
 def test_an_impossible_plan_says_why_before_anyone_approves_it(settings):
-    change = plan_change(EndpointAction(action="rollback", endpoint_name="churn-staging"), PLAN_ID, settings, current=running(managed=False))
+    change = plan_change(
+        EndpointAction(action="rollback", endpoint_name="churn-staging"), PLAN_ID, settings, current=running(managed=False)
+    )
 
     assert change.error and "not created by AgentOps" in change.error
 
@@ -292,7 +339,9 @@ def test_dry_run_teardown_records_the_endpoint_deletion_and_says_what_it_cannot_
 
 
 def test_dry_run_rollback_to_a_named_config_records_the_update(make_deps, settings):
-    update = dry_run(make_deps, settings, {"action": "rollback", "endpoint_name": "churn-staging", "target_endpoint_config": "churn-v1-0000aaaa"})
+    update = dry_run(
+        make_deps, settings, {"action": "rollback", "endpoint_name": "churn-staging", "target_endpoint_config": "churn-v1-0000aaaa"}
+    )
 
     assert update["status"] == "rolled_back"
     [call] = update["deployment"]["calls"]
@@ -306,7 +355,12 @@ def test_dry_run_prod_without_a_vpc_warns_and_execute_mode_refuses(make_deps, se
     assert "VpcConfig" not in update["deployment"]["calls"][0]["params"]
 
     deployer = RecordingDeployer()
-    state = {"plan_id": PLAN_ID, "env": "prod", "config": prod_config(), "report": {"verdict": {"allowed": True}, "requires_approval": False}}
+    state = {
+        "plan_id": PLAN_ID,
+        "env": "prod",
+        "config": prod_config(),
+        "report": {"verdict": {"allowed": True}, "requires_approval": False},
+    }
     refused = deploy(state, runtime_for(make_deps(deployer=deployer, settings=settings.model_copy(update={"execute": True}))))
     assert refused["status"] == "failed" and "AGENTOPS_VPC_SUBNET_IDS" in refused["error"]
     assert deployer.deployed == []
@@ -314,7 +368,12 @@ def test_dry_run_prod_without_a_vpc_warns_and_execute_mode_refuses(make_deps, se
 
 def test_dry_run_prod_with_a_vpc_puts_the_model_in_it(make_deps, settings):
     settings = settings.model_copy(update={"vpc_subnet_ids": ["subnet-1", "subnet-2"], "vpc_security_group_ids": ["sg-1"]})
-    state = {"plan_id": PLAN_ID, "env": "prod", "config": prod_config(), "report": {"verdict": {"allowed": True}, "requires_approval": False}}
+    state = {
+        "plan_id": PLAN_ID,
+        "env": "prod",
+        "config": prod_config(),
+        "report": {"verdict": {"allowed": True}, "requires_approval": False},
+    }
 
     update = deploy(state, runtime_for(make_deps(deployer=DryRunDeployer(settings), settings=settings)))
 

@@ -23,8 +23,9 @@ def fake_nim(tmp_path):
     """`python tests/fake_nim.py --port 0` in its own process; yields (url, path of its request log)."""
     log = tmp_path / "fake-nim.log"
     with log.open("w") as stderr:
-        process = subprocess.Popen([sys.executable, str(PROJECT_ROOT / "tests" / "fake_nim.py"), "--port", "0"],
-                                   stdout=subprocess.PIPE, stderr=stderr, text=True)  # fmt: skip
+        process = subprocess.Popen(
+            [sys.executable, str(PROJECT_ROOT / "tests" / "fake_nim.py"), "--port", "0"], stdout=subprocess.PIPE, stderr=stderr, text=True
+        )
         try:
             url = process.stdout.readline().strip()  # printed once the server listens
             assert url.startswith("http://127.0.0.1:"), url
@@ -49,8 +50,14 @@ def cli(tmp_path):
 
 
 def nim_env(url: str) -> dict[str, str]:
-    return {"AGENTOPS_PLANNER": "nim", "AGENTOPS_EMBEDDINGS": "nim", "AGENTOPS_RERANKER": "nim",
-            "AGENTOPS_PLANNER_BASE_URL": url, "AGENTOPS_EMBEDDINGS_BASE_URL": url, "AGENTOPS_RERANKER_BASE_URL": url}  # fmt: skip
+    return {
+        "AGENTOPS_PLANNER": "nim",
+        "AGENTOPS_EMBEDDINGS": "nim",
+        "AGENTOPS_RERANKER": "nim",
+        "AGENTOPS_PLANNER_BASE_URL": url,
+        "AGENTOPS_EMBEDDINGS_BASE_URL": url,
+        "AGENTOPS_RERANKER_BASE_URL": url,
+    }
 
 
 def closed_url() -> str:
@@ -66,8 +73,11 @@ def test_run_in_nim_mode_plans_through_http_calls_seen_in_the_fakes_log(cli, fak
     assert view["status"] == "pending_approval"
     assert view["planner"]["name"] == "nim" and view["planner"]["llm_calls"] == 1 and view["planner"]["tokens"] > 0
     requests = log.read_text()
-    for line in ("POST /v1/embeddings model=nvidia/nv-embedqa-e5-v5", "POST /v1/ranking model=nvidia/nv-rerankqa-mistral-4b-v3",
-                 "POST /v1/chat/completions model=nvidia/llama-3.1-nemotron-nano-8b-v1"):  # fmt: skip
+    for line in (
+        "POST /v1/embeddings model=nvidia/nv-embedqa-e5-v5",
+        "POST /v1/ranking model=nvidia/nv-rerankqa-mistral-4b-v3",
+        "POST /v1/chat/completions model=nvidia/llama-3.1-nemotron-nano-8b-v1",
+    ):
         assert line in requests
     shown = cli("show", view["plan_id"]).stdout
     assert "planner nim: 1 round(s), 1 LLM call(s)" in shown
@@ -90,11 +100,16 @@ def test_doctor_checks_each_endpoint(cli, fake_nim):
 
 def test_doctor_names_each_problem_on_its_own_line(cli, fake_nim):
     url, _ = fake_nim
-    result = cli("doctor", expect=1, **nim_env(url) | {
-        "AGENTOPS_PLANNER_BASE_URL": closed_url(),
-        "AGENTOPS_EMBEDDINGS_BASE_URL": "",  # unset: NVIDIA's hosted catalog, and no key
-        "AGENTOPS_RERANKER_MODEL": "nvidia/not-served-here",
-    })  # fmt: skip
+    result = cli(
+        "doctor",
+        expect=1,
+        **nim_env(url)
+        | {
+            "AGENTOPS_PLANNER_BASE_URL": closed_url(),
+            "AGENTOPS_EMBEDDINGS_BASE_URL": "",  # unset: NVIDIA's hosted catalog, and no key
+            "AGENTOPS_RERANKER_MODEL": "nvidia/not-served-here",
+        },
+    )
     problems = [line for line in result.stdout.splitlines() if line.startswith("problem:")]
     assert len(problems) == 3
     assert problems[0].startswith("problem: planner: NVIDIA planner endpoint") and "could not connect" in problems[0]
@@ -105,7 +120,9 @@ def test_doctor_names_each_problem_on_its_own_line(cli, fake_nim):
 def test_a_failed_plan_and_a_failed_search_are_one_line_each(cli):
     dead = closed_url()
     env = {"AGENTOPS_NIM_ON_FAILURE": "fail", "AGENTOPS_NIM_RETRIES": "0"}
-    shown = cli("run", PROD_INTENT, "--env", "prod", "--user", "alice", AGENTOPS_PLANNER="nim", AGENTOPS_PLANNER_BASE_URL=dead, **env).stdout
+    shown = cli(
+        "run", PROD_INTENT, "--env", "prod", "--user", "alice", AGENTOPS_PLANNER="nim", AGENTOPS_PLANNER_BASE_URL=dead, **env
+    ).stdout
     assert "status failed" in shown and "error: NVIDIA planner endpoint" in shown and "verdict" not in shown
 
     result = cli("kb", "search", "canary rollout", expect=1, AGENTOPS_EMBEDDINGS="nim", AGENTOPS_EMBEDDINGS_BASE_URL=dead, **env)
@@ -118,8 +135,10 @@ def test_a_failed_plan_and_a_failed_search_are_one_line_each(cli):
     [
         ({"AGENTOPS_PLANNER": "gpt"}, "error: invalid setting planner: Input should be 'rules' or 'nim'"),
         ({"AGENTOPS_PLANNER": "nim", "AGENTOPS_NIM_TIMEOUT_SECONDS": "soon"}, "error: invalid setting nim_timeout_seconds:"),
-        ({"AGENTOPS_PLANNER": "nim", "AGENTOPS_PLANNER_BASE_URL": "ftp://gpu-host/v1"},
-         "error: AGENTOPS_PLANNER_BASE_URL 'ftp://gpu-host/v1': base_url must be an http(s)"),
+        (
+            {"AGENTOPS_PLANNER": "nim", "AGENTOPS_PLANNER_BASE_URL": "ftp://gpu-host/v1"},
+            "error: AGENTOPS_PLANNER_BASE_URL 'ftp://gpu-host/v1': base_url must be an http(s)",
+        ),
         ({"AGENTOPS_PLANNER": "nim"}, "error: the planner uses NVIDIA's hosted catalog but no API key is set"),
     ],
 )

@@ -12,17 +12,17 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from fake_nim import EMBEDDINGS, RANKING, FakeNim, Reply, error, rankings
 
 from agentops.errors import AgentOpsError
 from agentops.policy import load_documents
-from agentops.service import Orchestrator
 from agentops.settings import PROJECT_ROOT, Settings
-from fake_nim import EMBEDDINGS, RANKING, FakeNim, Reply, error, rankings
-from graph.runtime import build_retriever
-from tools.nvidia import EndpointFailure
-from tools.audit_log import SqliteAuditLog
-from tools.nvidia_embeddings import NimEmbeddingFunction
-from tools.policy_store import PolicyStore
+from app.service import Orchestrator
+from graph.wiring import build_retriever
+from tools.audit.local import SqliteAuditLog
+from tools.nvidia.client import EndpointFailure
+from tools.nvidia.embeddings import NimEmbeddingFunction
+from tools.retrieval.policy_store import PolicyStore
 
 QUESTION = "Which instance types are allowed in staging?"
 
@@ -36,8 +36,16 @@ def fake():
 @pytest.fixture
 def settings_for(tmp_path: Path, fake: FakeNim):
     def build(**overrides: Any) -> Settings:
-        values = {"home": tmp_path / "home", "embeddings": "nim", "reranker": "nim", "embeddings_base_url": fake.url,
-                  "reranker_base_url": fake.url, "nim_timeout_seconds": 10, "nim_retries": 1, "nim_backoff_seconds": 0} | overrides  # fmt: skip
+        values = {
+            "home": tmp_path / "home",
+            "embeddings": "nim",
+            "reranker": "nim",
+            "embeddings_base_url": fake.url,
+            "reranker_base_url": fake.url,
+            "nim_timeout_seconds": 10,
+            "nim_retries": 1,
+            "nim_backoff_seconds": 0,
+        } | overrides
         return Settings(_env_file=None, **values)
 
     return build
@@ -52,8 +60,13 @@ def test_passages_are_indexed_as_passage_and_questions_asked_as_query(settings_f
 
     index, query = fake.bodies(EMBEDDINGS)
     assert index["input_type"] == "passage" and len(index["input"]) == section_count()
-    assert query == {"input": [QUESTION], "model": "nvidia/nv-embedqa-e5-v5", "encoding_format": "float",
-                     "input_type": "query", "truncate": "END"}  # fmt: skip
+    assert query == {
+        "input": [QUESTION],
+        "model": "nvidia/nv-embedqa-e5-v5",
+        "encoding_format": "float",
+        "input_type": "query",
+        "truncate": "END",
+    }
 
 
 def test_the_ranking_request_carries_the_query_and_the_first_stage_candidates(settings_for, fake):
@@ -69,7 +82,7 @@ def test_the_rerankers_order_is_the_evidence_order(settings_for, fake):
     results = build_retriever(settings_for()).search(QUESTION, k=3)
 
     passages = [p["text"] for p in fake.bodies(RANKING)[0]["passages"]]
-    assert [r.text in passages[i] for r, i in zip(results, (9, 4, 7))] == [True, True, True]
+    assert [r.text in passages[i] for r, i in zip(results, (9, 4, 7), strict=False)] == [True, True, True]
     assert results[0].score > results[1].score > results[2].score and 0 < results[2].score < 1
 
 
@@ -92,13 +105,19 @@ def test_a_new_process_reopens_the_collection_from_its_stored_config(settings_fo
     settings = settings_for(reranker="local")
     build_retriever(settings).search(QUESTION)
     script = textwrap.dedent(f"""
-        import chromadb, tools.nvidia_embeddings
+        import chromadb, tools.nvidia.embeddings
         client = chromadb.PersistentClient(path={str(settings.chroma_dir)!r}, settings=chromadb.Settings(anonymized_telemetry=False))
         found = client.get_collection("policies-nim").query(query_texts=["canary rollout in prod"], n_results=2)
         print(len(found["ids"][0]))
     """)
-    out = subprocess.run([sys.executable, "-c", script], cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=120,
-                         env={"PATH": "/usr/bin:/bin", "AGENTOPS_HOME": str(settings.home)})  # fmt: skip
+    out = subprocess.run(
+        [sys.executable, "-c", script],
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={"PATH": "/usr/bin:/bin", "AGENTOPS_HOME": str(settings.home)},
+    )
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "2"
     assert fake.bodies(EMBEDDINGS)[-1]["input"] == ["canary rollout in prod"]

@@ -6,18 +6,28 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
 import pytest
+from fakes import FIXED_NOW
 
 from agentops.schemas import Decision
-from fakes import FIXED_NOW
-from tools.plan_index import SqlitePlanIndex
+from tools.storage.plan_index import SqlitePlanIndex
 
 
 @pytest.fixture
 def index(tmp_path):
     index = SqlitePlanIndex(tmp_path / "plans.sqlite")
-    index.record({"plan_id": "p1", "env": "prod", "requester": "alice", "intent": "deploy x", "status": "pending_approval",
-                  "created_at": FIXED_NOW.isoformat(), "expires_at": (FIXED_NOW + timedelta(hours=24)).isoformat(),
-                  "config": {"endpoint_name": "x-prod"}, "report": {"peak_cost_usd": 2.8}})  # fmt: skip
+    index.record(
+        {
+            "plan_id": "p1",
+            "env": "prod",
+            "requester": "alice",
+            "intent": "deploy x",
+            "status": "pending_approval",
+            "created_at": FIXED_NOW.isoformat(),
+            "expires_at": (FIXED_NOW + timedelta(hours=24)).isoformat(),
+            "config": {"endpoint_name": "x-prod"},
+            "report": {"peak_cost_usd": 2.8},
+        }
+    )
     return index
 
 
@@ -67,9 +77,25 @@ def test_an_expired_request_cannot_be_decided(index):
 
 def test_workflow_progress_never_moves_a_decided_plan_back_to_pending(index):
     index.decide("p1", Decision(approved=True, approver="bob"), FIXED_NOW)
-    index.record({"plan_id": "p1", "env": "prod", "requester": "alice", "intent": "deploy x",
-                  "status": "pending_approval", "created_at": FIXED_NOW.isoformat()})  # fmt: skip
+    index.record(
+        {
+            "plan_id": "p1",
+            "env": "prod",
+            "requester": "alice",
+            "intent": "deploy x",
+            "status": "pending_approval",
+            "created_at": FIXED_NOW.isoformat(),
+        }
+    )
     assert index.get("p1").status == "approved"
-    index.record({"plan_id": "p1", "env": "prod", "requester": "alice", "intent": "deploy x",
-                  "status": "deployed", "created_at": FIXED_NOW.isoformat()})  # fmt: skip
+    index.record(
+        {
+            "plan_id": "p1",
+            "env": "prod",
+            "requester": "alice",
+            "intent": "deploy x",
+            "status": "deployed",
+            "created_at": FIXED_NOW.isoformat(),
+        }
+    )
     assert index.get("p1").status == "deployed" and index.get("p1").decision.approver == "bob"

@@ -15,9 +15,9 @@ import pytest
 from agentops.errors import AgentOpsError
 from agentops.policy import PolicyDocument, load_documents
 from agentops.settings import PROJECT_ROOT, Settings
-from tools.embeddings import HashingEmbeddingFunction
-from tools.policy_store import FINGERPRINT_KEY, PolicyStore
-from tools.rerank import LexicalReranker
+from tools.retrieval.embeddings import HashingEmbeddingFunction
+from tools.retrieval.policy_store import FINGERPRINT_KEY, PolicyStore
+from tools.retrieval.rerank import LexicalReranker
 
 KNOWLEDGE_BASE = PROJECT_ROOT / "knowledge_base"
 KB_QUESTIONS = PROJECT_ROOT.parent / "shared" / "eval" / "kb_questions.jsonl"
@@ -86,9 +86,9 @@ def test_a_new_process_reopens_the_collection_without_reindexing(store: PolicySt
         import json, sys
         from pathlib import Path
         import chromadb
-        import tools.embeddings  # registers the embedding function with Chroma
+        import tools.retrieval.embeddings  # registers the embedding function with Chroma
         from agentops.policy import load_documents
-        from tools.policy_store import FINGERPRINT_KEY, PolicyStore
+        from tools.retrieval.policy_store import FINGERPRINT_KEY, PolicyStore
 
         client = chromadb.PersistentClient(path={str(persist_dir)!r}, settings=chromadb.Settings(anonymized_telemetry=False))
         collection = client.get_collection("policies")

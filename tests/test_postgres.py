@@ -16,18 +16,19 @@ import sys
 import threading
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
 import pytest
+from aws_testing import REGION, ROLE_ARN, aws_env, client, moto, moto_server  # noqa: F401  (pytest fixtures)
+from fakes import wait_until
 
 from agentops.schemas import TERMINAL_STATUSES, Decision
 from api.auth import create_dev_keys
-from aws_testing import REGION, ROLE_ARN, aws_env, client, moto, moto_server  # noqa: F401  (pytest fixtures)
-from fakes import wait_until
-from tools.audit_log import AuditLog
-from tools.plan_index import PlanIndex
+from tools.audit.local import AuditLog
+from tools.audit.trail import AuditTrail
+from tools.storage.plan_index import PlanIndex
 
 AGENTOPS = str(Path(sys.executable).parent / "agentops")
 PROD_INTENT = "deploy fraud-detector v3 to prod on 2 ml.g5.xlarge, canary 10%"
@@ -55,8 +56,12 @@ class Replica:
     def start(self) -> Replica:
         self.home.mkdir(parents=True, exist_ok=True)
         with self.log.open("a") as log:
-            self.process = subprocess.Popen([AGENTOPS, "serve", "--port", str(self.port)], env=self.env | {"AGENTOPS_HOME": str(self.home)},
-                                            stdout=log, stderr=subprocess.STDOUT)  # fmt: skip
+            self.process = subprocess.Popen(
+                [AGENTOPS, "serve", "--port", str(self.port)],
+                env=self.env | {"AGENTOPS_HOME": str(self.home)},
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
         wait_until(self._ready, timeout=90, what=f"the replica on port {self.port} to be ready")
         return self
 
@@ -92,7 +97,7 @@ def cluster(tmp_path, postgres_url):
     def start(n: int, **extra_env: str) -> tuple[list[Replica], dict[str, str]]:
         env = {k: v for k, v in os.environ.items() if not k.startswith("AGENTOPS_")}
         env |= {"AGENTOPS_DATABASE_URL": postgres_url, "AGENTOPS_API_KEYS_FILE": str(keys_file), "COLUMNS": "200", **extra_env}
-        for i in range(n):
+        for _i in range(n):
             replicas.append(Replica(tmp_path / f"replica-{len(replicas)}", env).start())
         return replicas, keys
 
@@ -132,15 +137,23 @@ def test_concurrent_appends_from_many_writers_keep_one_valid_chain(postgres_url)
         results = list(pool.map(lambda i: logs[i % 4].append(f"plan-{i % 5}", f"step-{i}", "test", {"i": i}), range(80)))
     assert all(results)
     assert logs[0].head() == 80
-    assert logs[0].verify().ok
+    assert AuditTrail(logs[0]).verify().ok
     assert not logs[1].append("plan-0", "step-0", "test", {"i": 0}), "an append is idempotent on (plan, step)"
 
 
 def test_racing_decisions_on_one_plan_have_one_winner(postgres_url):
     index = PlanIndex(postgres_url)
-    now = datetime.now(timezone.utc)
-    index.record({"plan_id": "p1", "env": "prod", "requester": "alice", "intent": PROD_INTENT,
-                  "status": "pending_approval", "created_at": now.isoformat()})  # fmt: skip
+    now = datetime.now(UTC)
+    index.record(
+        {
+            "plan_id": "p1",
+            "env": "prod",
+            "requester": "alice",
+            "intent": PROD_INTENT,
+            "status": "pending_approval",
+            "created_at": now.isoformat(),
+        }
+    )
     approvers = [f"approver-{i}" for i in range(20)]
     with ThreadPoolExecutor(20) as pool:
         slots = list(pool.map(lambda who: PlanIndex(postgres_url).decide("p1", Decision(approved=True, approver=who), now), approvers))
@@ -235,12 +248,20 @@ class GatedAws:
 
 def execute_env(aws_url: str) -> dict[str, str]:
     return {
-        "EXECUTE": "true", "AGENTOPS_AWS_ENDPOINT_URL": aws_url, "AGENTOPS_AWS_REGION": REGION,
-        "AGENTOPS_AWS_MAX_ATTEMPTS": "1", "AGENTOPS_EXECUTION_ROLE_ARN": ROLE_ARN,
-        "AGENTOPS_WATCH_POLL_SECONDS": "0.2", "AGENTOPS_WATCH_MAX_POLL_SECONDS": "0.5",
-        "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": REGION,
-        "AWS_EC2_METADATA_DISABLED": "true", "AWS_CONFIG_FILE": "/nonexistent", "AWS_SHARED_CREDENTIALS_FILE": "/nonexistent",
-    }  # fmt: skip
+        "EXECUTE": "true",
+        "AGENTOPS_AWS_ENDPOINT_URL": aws_url,
+        "AGENTOPS_AWS_REGION": REGION,
+        "AGENTOPS_AWS_MAX_ATTEMPTS": "1",
+        "AGENTOPS_EXECUTION_ROLE_ARN": ROLE_ARN,
+        "AGENTOPS_WATCH_POLL_SECONDS": "0.2",
+        "AGENTOPS_WATCH_MAX_POLL_SECONDS": "0.5",
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": REGION,
+        "AWS_EC2_METADATA_DISABLED": "true",
+        "AWS_CONFIG_FILE": "/nonexistent",
+        "AWS_SHARED_CREDENTIALS_FILE": "/nonexistent",
+    }
 
 
 def one_of_each(moto_url: str) -> list[str]:
@@ -258,8 +279,13 @@ def test_kill_9_while_plans_wait_loses_nothing_and_a_recorded_decision_is_carrie
     decided = submit(a, keys, STAGING_PENDING_2, "staging")
     assert waiting["status"] == decided["status"] == "pending_approval"
     # The state a replica leaves when it dies after recording a decision but before resuming the run.
-    now = datetime.now(timezone.utc)
-    assert PlanIndex(postgres_url).decide(decided["plan_id"], Decision(approved=True, approver="bob@example.com", reason="ok", decided_at=now), now) == 1
+    now = datetime.now(UTC)
+    assert (
+        PlanIndex(postgres_url).decide(
+            decided["plan_id"], Decision(approved=True, approver="bob@example.com", reason="ok", decided_at=now), now
+        )
+        == 1
+    )
 
     a.kill9()
     a.start()  # at start-up the replica carries out the recorded decision
@@ -267,7 +293,7 @@ def test_kill_9_while_plans_wait_loses_nothing_and_a_recorded_decision_is_carrie
     approved = as_(b, keys, "carol@example.com").post(f"/plans/{waiting['plan_id']}/decisions", json={"approved": True, "reason": "ok"})
     assert approved.status_code in (200, 202), approved.text
     for plan in (waiting, decided):
-        view = wait_until(lambda: terminal(b, keys, plan["plan_id"]), timeout=90, what=f"plan {plan['plan_id']} to end")
+        view = wait_until(lambda plan=plan: terminal(b, keys, plan["plan_id"]), timeout=90, what=f"plan {plan['plan_id']} to end")
         assert view["status"] == "deployed", view.get("error")
     assert one_of_each(moto) == ["churn-predictor-staging", "fraud-scorer-staging"]
     assert audit_verify(postgres_url).returncode == 0

@@ -12,7 +12,7 @@ from agentops.policy import load_documents
 from agentops.schemas import Evidence
 from agentops.settings import PROJECT_ROOT
 from nodes.retrieve import MAX_EVIDENCE, retrieve
-from tools.policy_store import PolicyStore
+from tools.retrieval.policy_store import PolicyStore
 
 INTENT = "deploy fraud-detector v3 to prod on two ml.g5.xlarge, canary 10%"
 

@@ -12,10 +12,10 @@ from pathlib import Path
 
 import httpx
 import pytest
+from fakes import needs
 from langgraph_sdk import get_sync_client
 
 from agentops.settings import PROJECT_ROOT
-from fakes import needs
 
 LANGGRAPH = Path(sys.executable).parent / "langgraph"
 
@@ -34,8 +34,11 @@ def langgraph_dev(tmp_path):
     log = (tmp_path / "langgraph-dev.log").open("w")
     server = subprocess.Popen(
         [str(LANGGRAPH), "dev", "--no-browser", "--no-reload", "--host", "127.0.0.1", "--port", str(port)],
-        cwd=PROJECT_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
-    )  # fmt: skip
+        cwd=PROJECT_ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 90
     try:
@@ -70,7 +73,9 @@ def test_studio_runs_pause_for_approval_and_resume_through_the_sdk(langgraph_dev
     client.runs.wait(thread["thread_id"], assistant["assistant_id"], command={"resume": {"approved": True, "approver": "alice"}})
     assert client.threads.get_state(thread["thread_id"])["next"] == ["approval"]
 
-    client.runs.wait(thread["thread_id"], assistant["assistant_id"], command={"resume": {"approved": True, "approver": "bob", "reason": "ok"}})
+    client.runs.wait(
+        thread["thread_id"], assistant["assistant_id"], command={"resume": {"approved": True, "approver": "bob", "reason": "ok"}}
+    )
     final = client.threads.get_state(thread["thread_id"])
     assert final["next"] == []
     assert final["values"]["status"] == "deployed"

@@ -17,8 +17,8 @@ import pytest
 from pydantic import AliasChoices
 
 from agentops.settings import PROJECT_ROOT, Settings
-from tools.audit_dynamodb import table_definition
-from tools.audit_s3 import LOCK_MODE
+from tools.audit.dynamodb import table_definition
+from tools.audit.s3 import LOCK_MODE
 
 TERRAFORM = PROJECT_ROOT / "terraform"
 _OPTIONS = hcl2.SerializationOptions(strip_string_quotes=True, explicit_blocks=False, with_comments=False)
@@ -54,9 +54,14 @@ def statements(tf, document: str) -> list[dict]:
 
 def test_the_files_parse_and_hold_the_whole_stack(tf):
     assert {t for t, _ in tf["resource"]} >= {
-        "aws_dynamodb_table", "aws_s3_bucket", "aws_s3_bucket_object_lock_configuration", "aws_cloudtrail", "aws_kms_key",
-        "aws_iam_role", "aws_iam_role_policy",
-    }  # fmt: skip
+        "aws_dynamodb_table",
+        "aws_s3_bucket",
+        "aws_s3_bucket_object_lock_configuration",
+        "aws_cloudtrail",
+        "aws_kms_key",
+        "aws_iam_role",
+        "aws_iam_role_policy",
+    }
 
 
 # --- the table ---------------------------------------------------------------------------------------
@@ -67,7 +72,9 @@ def test_the_table_has_the_keys_and_index_the_code_writes_and_queries(tf):
     expected = table_definition("any")
     keys = {k["KeyType"]: k["AttributeName"] for k in expected["KeySchema"]}
     assert (table["hash_key"], table["range_key"]) == (keys["HASH"], keys["RANGE"])
-    assert {(a["name"], a["type"]) for a in table["attribute"]} == {(a["AttributeName"], a["AttributeType"]) for a in expected["AttributeDefinitions"]}
+    assert {(a["name"], a["type"]) for a in table["attribute"]} == {
+        (a["AttributeName"], a["AttributeType"]) for a in expected["AttributeDefinitions"]
+    }
     [index] = expected["GlobalSecondaryIndexes"]
     index_keys = {k["KeyType"]: k["AttributeName"] for k in index["KeySchema"]}
     [gsi] = table["global_secondary_index"]
@@ -158,7 +165,9 @@ def test_the_orchestrator_touches_sagemaker_only_under_its_name_prefix(tf):
 def test_the_orchestrator_can_write_the_audit_trail_but_never_rewrite_it(tf):
     actions = {a for s in statements(tf, "orchestrator") for a in s["actions"]}
     assert {"dynamodb:PutItem", "s3:PutObject", "s3:PutObjectRetention", "s3:ListBucketVersions"} <= actions
-    forbidden = {a for a in actions if re.match(r"dynamodb:(Update|Delete|BatchWrite)|s3:(Delete|BypassGovernance|PutBucket|PutObjectLegalHold)", a)}
+    forbidden = {
+        a for a in actions if re.match(r"dynamodb:(Update|Delete|BatchWrite)|s3:(Delete|BypassGovernance|PutBucket|PutObjectLegalHold)", a)
+    }
     assert forbidden == set()
 
 
@@ -190,4 +199,3 @@ def test_every_checkov_skip_gives_its_reason():
         for line in path.read_text().splitlines():
             if "checkov:skip" in line:
                 assert re.search(r"#checkov:skip=CKV2?_AWS_\d+:\s*\S.{10,}", line), f"{path.name}: a skip without a reason: {line.strip()}"
-

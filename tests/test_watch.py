@@ -5,13 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-
 from aws_testing import FakeClock, aws_env, endpoint_response, queue_statuses, stubbed  # noqa: F401  (aws_env: fixture)
+from fakes import runtime_for
+
 from agentops.errors import AgentOpsError
 from agentops.settings import Settings
-from fakes import runtime_for
 from nodes.watch import transition_events, watch
-from tools.sagemaker_watch import EndpointWatcher
+from tools.sagemaker.watch import EndpointWatcher
 
 NAME = "fraud-detector-prod"
 OLD, NEW = "fraud-detector-v2-0000aaaa", "fraud-detector-v3-3f2a9c1b"
@@ -69,7 +69,9 @@ def test_a_new_endpoint_is_deployed_once_in_service_on_its_config(watcher_for):
 def test_back_on_the_old_config_after_rolling_back_is_rolled_back_with_the_alarm(watcher_for):
     watcher, stub, cloudwatch, _ = watcher_for()
     queue_statuses(stub, NAME, [("Updating", OLD), ("RollingBack", OLD), ("InService", OLD)])
-    cloudwatch.add_response("describe_alarms", {"MetricAlarms": [alarm(ALARMS[0], "OK"), alarm(ALARMS[1], "ALARM")]}, expected_params={"AlarmNames": ALARMS})
+    cloudwatch.add_response(
+        "describe_alarms", {"MetricAlarms": [alarm(ALARMS[0], "OK"), alarm(ALARMS[1], "ALARM")]}, expected_params={"AlarmNames": ALARMS}
+    )
 
     outcome = watcher.watch(deployment())
 
@@ -98,10 +100,13 @@ def test_in_service_on_the_old_config_before_the_update_shows_is_not_a_rollback(
     assert watcher.watch(deployment())["status"] == "deployed"
 
 
-@pytest.mark.parametrize(("status", "expected"), [
-    ("Failed", "endpoint fraud-detector-prod failed: image not found"),
-    ("UpdateRollbackFailed", "could not roll back (image not found)"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    ("status", "expected"),
+    [
+        ("Failed", "endpoint fraud-detector-prod failed: image not found"),
+        ("UpdateRollbackFailed", "could not roll back (image not found)"),
+    ],
+)
 def test_failure_states_end_failed_with_sagemakers_reason(watcher_for, status, expected):
     watcher, stub, _, _ = watcher_for()
     stub.add_response("describe_endpoint", endpoint_response(NAME, "Updating", OLD))
@@ -165,8 +170,12 @@ def test_the_watch_gives_up_at_its_timeout_with_a_bounded_number_of_polls(watche
 def test_a_long_rollout_gets_the_time_its_own_settings_allow(watcher_for):
     watcher, stub, _, clock = watcher_for(watch_timeout_seconds=60, watch_poll_seconds=60, watch_max_poll_seconds=60)
     queue_statuses(stub, NAME, [("Updating", OLD)] * 3 + [("InService", NEW)])
-    update = {"operation": "UpdateEndpoint", "params": {"DeploymentConfig": {"BlueGreenUpdatePolicy": {
-        "MaximumExecutionTimeoutInSeconds": 3600, "TerminationWaitInSeconds": 300}}}}  # fmt: skip
+    update = {
+        "operation": "UpdateEndpoint",
+        "params": {
+            "DeploymentConfig": {"BlueGreenUpdatePolicy": {"MaximumExecutionTimeoutInSeconds": 3600, "TerminationWaitInSeconds": 300}}
+        },
+    }
 
     assert watcher.watch(deployment(calls=[update]))["status"] == "deployed"
     assert sum(clock.sleeps) == 180 > 60
@@ -231,7 +240,13 @@ def test_node_passes_a_dry_run_through_untouched(make_deps):
 
 
 def test_node_records_every_change_of_state_and_finishes_a_deployed_endpoint(make_deps):
-    outcome = {"status": "deployed", "reason": None, "alarms": [], "endpoint_config": NEW, "transitions": transitions("Updating", "InService")}
+    outcome = {
+        "status": "deployed",
+        "reason": None,
+        "alarms": [],
+        "endpoint_config": NEW,
+        "transitions": transitions("Updating", "InService"),
+    }
     deployer = FinishingDeployer()
     state = {"plan_id": "p", "status": "deploying", "deployment": deployment()}
 
@@ -244,10 +259,19 @@ def test_node_records_every_change_of_state_and_finishes_a_deployed_endpoint(mak
 
 
 def test_node_does_not_finish_a_rolled_back_endpoint(make_deps):
-    outcome = {"status": "rolled_back", "reason": "alarm", "alarms": ALARMS[:1], "endpoint_config": OLD, "transitions": transitions("Updating")}
+    outcome = {
+        "status": "rolled_back",
+        "reason": "alarm",
+        "alarms": ALARMS[:1],
+        "endpoint_config": OLD,
+        "transitions": transitions("Updating"),
+    }
     deployer = FinishingDeployer()
 
-    update = watch({"plan_id": "p", "status": "deploying", "deployment": deployment()}, runtime_for(make_deps(watcher=ScriptedWatcher(outcome), deployer=deployer)))
+    update = watch(
+        {"plan_id": "p", "status": "deploying", "deployment": deployment()},
+        runtime_for(make_deps(watcher=ScriptedWatcher(outcome), deployer=deployer)),
+    )
 
     assert update["status"] == "rolled_back" and deployer.finished == []
     assert update["events"][-1]["payload"]["alarms"] == ALARMS[:1]
@@ -257,7 +281,10 @@ def test_node_fails_the_plan_when_finishing_fails_and_says_the_endpoint_is_live(
     outcome = {"status": "deployed", "reason": None, "alarms": [], "endpoint_config": NEW, "transitions": transitions("InService")}
     deployer = FinishingDeployer(AgentOpsError("AWS denied RegisterScalableTarget endpoint/x (AccessDeniedException: no)"))
 
-    update = watch({"plan_id": "p", "status": "deploying", "deployment": deployment()}, runtime_for(make_deps(watcher=ScriptedWatcher(outcome), deployer=deployer)))
+    update = watch(
+        {"plan_id": "p", "status": "deploying", "deployment": deployment()},
+        runtime_for(make_deps(watcher=ScriptedWatcher(outcome), deployer=deployer)),
+    )
 
     assert update["status"] == "failed"
     assert update["error"].startswith(f"endpoint {NAME} is InService on {NEW}, but finishing it failed: AWS denied RegisterScalableTarget")

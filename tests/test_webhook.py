@@ -5,12 +5,11 @@ from __future__ import annotations
 import json
 import socket
 import threading
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import httpx
 import pytest
-
 from fakes import wait_until
 
 PROD_INTENT = "deploy fraud-detector v3 to prod on 2 ml.g5.xlarge, canary 10%"
@@ -116,13 +115,14 @@ def test_an_unreachable_receiver_is_given_up_on_without_harm(start_service):
     url, keys = start_service(webhook_url=f"http://127.0.0.1:{port}/hook", webhook_attempts=2, webhook_backoff_seconds=0.01)
     deploy_one(url, keys)
     viewer = client(url, keys["victor@example.com"])
-    wait_until(lambda: 'agentops_webhook_deliveries_total{outcome="failed"} 3.0' in viewer.get("/metrics").text,
-               what="three messages given up on")  # fmt: skip
+    wait_until(
+        lambda: 'agentops_webhook_deliveries_total{outcome="failed"} 3.0' in viewer.get("/metrics").text, what="three messages given up on"
+    )
 
 
 def test_an_expired_request_is_announced(start_service, receiver):
     hook = receiver()
-    now = [datetime.now(timezone.utc)]
+    now = [datetime.now(UTC)]
     url, keys = start_service(clock=lambda: now[0], webhook_url=hook.url, expiry_check_seconds=0.05)
     plan_id = client(url, keys["alice@example.com"]).post("/plans", json={"intent": PROD_INTENT, "env": "prod"}).json()["plan_id"]
     now[0] += timedelta(hours=25)

@@ -24,9 +24,67 @@ from chromadb.utils.embedding_functions import register_embedding_function
 
 # Function words carry no topic; left in, they make every question look alike ("what is the ...").
 STOPWORDS = frozenset(
-    """a an and are as at be by can could do does for from has have how i if in into is it its may
-    me must my of on or our should so than that the their them then there these they this to was we
-    were what when where which who why will with would you your""".split()
+    [
+        "a",
+        "an",
+        "and",
+        "are",
+        "as",
+        "at",
+        "be",
+        "by",
+        "can",
+        "could",
+        "do",
+        "does",
+        "for",
+        "from",
+        "has",
+        "have",
+        "how",
+        "i",
+        "if",
+        "in",
+        "into",
+        "is",
+        "it",
+        "its",
+        "may",
+        "me",
+        "must",
+        "my",
+        "of",
+        "on",
+        "or",
+        "our",
+        "should",
+        "so",
+        "than",
+        "that",
+        "the",
+        "their",
+        "them",
+        "then",
+        "there",
+        "these",
+        "they",
+        "this",
+        "to",
+        "was",
+        "we",
+        "were",
+        "what",
+        "when",
+        "where",
+        "which",
+        "who",
+        "why",
+        "will",
+        "with",
+        "would",
+        "you",
+        "your",
+    ]
 )
 
 # Longest first, so "approvals" loses "s" before "al" is considered. Crude on purpose: it only needs to
@@ -120,7 +178,7 @@ class HashingEmbeddingFunction(EmbeddingFunction[Documents]):
         content = words(text)
         groups = {
             "word": Counter(f"w:{t}" for t in terms(text)),
-            "bigram": Counter(f"b:{stem(a)} {stem(b)}" for a, b in zip(content, content[1:])),
+            "bigram": Counter(f"b:{stem(a)} {stem(b)}" for a, b in zip(content, content[1:], strict=False)),
             "char": Counter(f"c:{g}" for w in content for g in _char_ngrams(w)),
         }
         vector = sum(self.GROUP_WEIGHTS[name] * _hashed(features, self.dimension) for name, features in groups.items())
@@ -149,9 +207,7 @@ class HashingEmbeddingFunction(EmbeddingFunction[Documents]):
     def validate_config(config: dict[str, Any]) -> None:
         version = config.get("version")
         if version != HashingEmbeddingFunction.VERSION:
-            raise ValueError(
-                f"vectors were built by hashing recipe v{version}, this is v{HashingEmbeddingFunction.VERSION}: re-index"
-            )
+            raise ValueError(f"vectors were built by hashing recipe v{version}, this is v{HashingEmbeddingFunction.VERSION}: re-index")
 
     def validate_config_update(self, old_config: dict[str, Any], new_config: dict[str, Any]) -> None:
         """Refuse an in-place change of dimension: old and new vectors would not be comparable."""

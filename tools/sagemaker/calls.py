@@ -2,10 +2,10 @@
 botocore's service models.
 
 The call list is the one description of what a plan does. Dry-run records it; execute mode
-(tools/sagemaker_execute.py) replays it as `getattr(client(call["service"]), call["method"])(**call["params"])`.
+(tools/sagemaker/execute.py) replays it as `getattr(client(call["service"]), call["method"])(**call["params"])`.
 So what a person approved and the audit log shows is exactly what runs — there is no second code path
 that could drift from it. Which calls a plan needs depends on what runs now (`EndpointState`, read by
-tools/sagemaker_state.py in execute mode; unknown in dry-run): `lifecycle_calls` is that one mapping.
+tools/sagemaker/state.py in execute mode; unknown in dry-run): `lifecycle_calls` is that one mapping.
 
 Nothing here creates a boto3 client: service models are read from botocore's bundled JSON files, which
 needs neither credentials nor network.
@@ -17,14 +17,9 @@ import hashlib
 import math
 import re
 import uuid
-from functools import cache
 from typing import Any, TypedDict
 
-import botocore.session
 from botocore import xform_name
-from botocore.exceptions import UnknownServiceError
-from botocore.model import OperationModel, OperationNotFoundError, ServiceModel, Shape
-from botocore.validate import ParamValidator
 from pydantic import BaseModel, ConfigDict, Field
 
 from agentops.errors import AgentOpsError
@@ -128,7 +123,7 @@ class OwnedResource(BaseModel):
 
 
 class EndpointState(BaseModel):
-    """What runs now on one endpoint, as read from AWS (tools.sagemaker_state). Plain data: the plan keeps
+    """What runs now on one endpoint, as read from AWS (tools.sagemaker.state). Plain data: the plan keeps
     it as the state the approver saw, and the builders below derive update, rollback and teardown calls
     from it."""
 
@@ -240,10 +235,6 @@ def ownership_tags(endpoint: str, plan_id: str) -> list[dict[str, str]]:
     return [{"Key": TAG_ENDPOINT, "Value": endpoint}, {"Key": TAG_PLAN, "Value": plan_id}]
 
 
-def vpc_config(subnets: list[str], security_groups: list[str]) -> dict[str, list[str]] | None:
-    return {"Subnets": list(subnets), "SecurityGroupIds": list(security_groups)} if subnets else None
-
-
 def create_model_call(
     config: DeploymentConfig,
     names: ResourceNames,
@@ -269,13 +260,15 @@ def create_endpoint_config_call(
 ) -> AwsCall:
     params: dict[str, Any] = {
         "EndpointConfigName": names.endpoint_config,
-        "ProductionVariants": [{
-            "VariantName": names.variant,
-            "ModelName": names.model,
-            "InstanceType": config.instance_type,
-            "InitialInstanceCount": config.instance_count,
-            "InitialVariantWeight": 1.0,
-        }],
+        "ProductionVariants": [
+            {
+                "VariantName": names.variant,
+                "ModelName": names.model,
+                "InstanceType": config.instance_type,
+                "InitialInstanceCount": config.instance_count,
+                "InitialVariantWeight": 1.0,
+            }
+        ],
     }
     if config.data_capture_percent > 0:
         params["DataCaptureConfig"] = {
@@ -393,20 +386,32 @@ def switch_calls(current: EndpointState, endpoint_config: str, deployment: dict[
     if current.runs(endpoint_config):
         return []
     return [
-        aws_call("sagemaker", "AddTags", {
-            "ResourceArn": current.arn,
-            "Tags": [{"Key": TAG_PREVIOUS_CONFIG, "Value": current.endpoint_config}, {"Key": TAG_PLAN, "Value": plan_id}],
-        }),
-        aws_call("sagemaker", "UpdateEndpoint", {
-            "EndpointName": current.endpoint_name,
-            "EndpointConfigName": endpoint_config,
-            "DeploymentConfig": deployment,
-        }),
+        aws_call(
+            "sagemaker",
+            "AddTags",
+            {
+                "ResourceArn": current.arn,
+                "Tags": [{"Key": TAG_PREVIOUS_CONFIG, "Value": current.endpoint_config}, {"Key": TAG_PLAN, "Value": plan_id}],
+            },
+        ),
+        aws_call(
+            "sagemaker",
+            "UpdateEndpoint",
+            {
+                "EndpointName": current.endpoint_name,
+                "EndpointConfigName": endpoint_config,
+                "DeploymentConfig": deployment,
+            },
+        ),
     ]
 
 
 def scalable_target(endpoint: str) -> dict[str, str]:
-    return {"ServiceNamespace": "sagemaker", "ResourceId": f"endpoint/{endpoint}/variant/{VARIANT_NAME}", "ScalableDimension": SCALABLE_DIMENSION}
+    return {
+        "ServiceNamespace": "sagemaker",
+        "ResourceId": f"endpoint/{endpoint}/variant/{VARIANT_NAME}",
+        "ScalableDimension": SCALABLE_DIMENSION,
+    }
 
 
 def deregister_scaling_calls(current: EndpointState) -> list[AwsCall]:
@@ -420,23 +425,31 @@ def deregister_scaling_calls(current: EndpointState) -> list[AwsCall]:
 def autoscaling_calls(config: DeploymentConfig, names: ResourceNames) -> list[AwsCall]:
     target = scalable_target(names.endpoint)
     return [
-        aws_call("application-autoscaling", "RegisterScalableTarget", {
-            **target,
-            "MinCapacity": config.autoscaling_min,
-            "MaxCapacity": config.autoscaling_max,
-        }),
-        aws_call("application-autoscaling", "PutScalingPolicy", {
-            **target,
-            "PolicyName": names.scaling_policy,
-            "PolicyType": "TargetTrackingScaling",
-            "TargetTrackingScalingPolicyConfiguration": {
-                "TargetValue": INVOCATIONS_PER_INSTANCE_TARGET,
-                "PredefinedMetricSpecification": {"PredefinedMetricType": "SageMakerVariantInvocationsPerInstance"},
-                # Scale out fast for load, scale in slowly so a lull does not drop capacity mid-traffic.
-                "ScaleOutCooldown": 60,
-                "ScaleInCooldown": 300,
+        aws_call(
+            "application-autoscaling",
+            "RegisterScalableTarget",
+            {
+                **target,
+                "MinCapacity": config.autoscaling_min,
+                "MaxCapacity": config.autoscaling_max,
             },
-        }),
+        ),
+        aws_call(
+            "application-autoscaling",
+            "PutScalingPolicy",
+            {
+                **target,
+                "PolicyName": names.scaling_policy,
+                "PolicyType": "TargetTrackingScaling",
+                "TargetTrackingScalingPolicyConfiguration": {
+                    "TargetValue": INVOCATIONS_PER_INSTANCE_TARGET,
+                    "PredefinedMetricSpecification": {"PredefinedMetricType": "SageMakerVariantInvocationsPerInstance"},
+                    # Scale out fast for load, scale in slowly so a lull does not drop capacity mid-traffic.
+                    "ScaleOutCooldown": 60,
+                    "ScaleInCooldown": 300,
+                },
+            },
+        ),
     ]
 
 
@@ -451,46 +464,56 @@ def model_monitor_calls(
     if config.data_capture_percent <= 0:
         # Model Monitor analyses captured traffic; without capture every run would have nothing to read.
         raise AgentOpsError("enable_model_monitor needs data capture: set data_capture_percent above 0")
-    job_definition = aws_call("sagemaker", "CreateDataQualityJobDefinition", {
-        "JobDefinitionName": names.data_quality_job_definition,
-        "DataQualityAppSpecification": {
-            "ImageUri": model_monitor_image_uri(region),
-            # Without this the analyzer publishes no CloudWatch metrics, and the drift alarm never sees data.
-            "Environment": {"publish_cloudwatch_metrics": "Enabled"},
-        },
-        "DataQualityJobInput": {
-            "EndpointInput": {
-                "EndpointName": names.endpoint,
-                "LocalPath": "/opt/ml/processing/input/endpoint",
-                "S3InputMode": "File",
-                "S3DataDistributionType": "FullyReplicated",
+    job_definition = aws_call(
+        "sagemaker",
+        "CreateDataQualityJobDefinition",
+        {
+            "JobDefinitionName": names.data_quality_job_definition,
+            "DataQualityAppSpecification": {
+                "ImageUri": model_monitor_image_uri(region),
+                # Without this the analyzer publishes no CloudWatch metrics, and the drift alarm never sees data.
+                "Environment": {"publish_cloudwatch_metrics": "Enabled"},
             },
-        },
-        "DataQualityJobOutputConfig": {
-            "MonitoringOutputs": [{
-                "S3Output": {
-                    "S3Uri": monitoring_output_uri(data_capture_bucket, names.endpoint),
-                    "LocalPath": "/opt/ml/processing/output",
-                    "S3UploadMode": "EndOfJob",
+            "DataQualityJobInput": {
+                "EndpointInput": {
+                    "EndpointName": names.endpoint,
+                    "LocalPath": "/opt/ml/processing/input/endpoint",
+                    "S3InputMode": "File",
+                    "S3DataDistributionType": "FullyReplicated",
                 },
-            }],
+            },
+            "DataQualityJobOutputConfig": {
+                "MonitoringOutputs": [
+                    {
+                        "S3Output": {
+                            "S3Uri": monitoring_output_uri(data_capture_bucket, names.endpoint),
+                            "LocalPath": "/opt/ml/processing/output",
+                            "S3UploadMode": "EndOfJob",
+                        },
+                    }
+                ],
+            },
+            "JobResources": {
+                "ClusterConfig": {"InstanceCount": 1, "InstanceType": MONITOR_INSTANCE_TYPE, "VolumeSizeInGB": MONITOR_VOLUME_GB},
+            },
+            "RoleArn": role_arn,
+            "StoppingCondition": {"MaxRuntimeInSeconds": MONITOR_MAX_RUNTIME_SECONDS},
+            **({"Tags": tags} if tags else {}),
         },
-        "JobResources": {
-            "ClusterConfig": {"InstanceCount": 1, "InstanceType": MONITOR_INSTANCE_TYPE, "VolumeSizeInGB": MONITOR_VOLUME_GB},
+    )
+    schedule = aws_call(
+        "sagemaker",
+        "CreateMonitoringSchedule",
+        {
+            "MonitoringScheduleName": names.monitoring_schedule,
+            "MonitoringScheduleConfig": {
+                "ScheduleConfig": {"ScheduleExpression": MONITOR_SCHEDULE},
+                "MonitoringJobDefinitionName": names.data_quality_job_definition,
+                "MonitoringType": "DataQuality",
+            },
+            **({"Tags": tags} if tags else {}),
         },
-        "RoleArn": role_arn,
-        "StoppingCondition": {"MaxRuntimeInSeconds": MONITOR_MAX_RUNTIME_SECONDS},
-        **({"Tags": tags} if tags else {}),
-    })
-    schedule = aws_call("sagemaker", "CreateMonitoringSchedule", {
-        "MonitoringScheduleName": names.monitoring_schedule,
-        "MonitoringScheduleConfig": {
-            "ScheduleConfig": {"ScheduleExpression": MONITOR_SCHEDULE},
-            "MonitoringJobDefinitionName": names.data_quality_job_definition,
-            "MonitoringType": "DataQuality",
-        },
-        **({"Tags": tags} if tags else {}),
-    })
+    )
     return [job_definition, schedule]
 
 
@@ -515,7 +538,7 @@ def build_deployment_calls(
     calls = [
         create_model_call(config, names, role_arn, default_image_uri, vpc, tags),
         create_endpoint_config_call(config, names, data_capture_bucket, tags),
-        *(put_metric_alarm_call(alarm, name, names, tags) for alarm, name in zip(config.rollback_alarms, names.alarms)),
+        *(put_metric_alarm_call(alarm, name, names, tags) for alarm, name in zip(config.rollback_alarms, names.alarms, strict=False)),
     ]
     if current is None or not current.exists:
         calls.append(create_endpoint_call(config, names, tags))
@@ -573,22 +596,38 @@ def build_teardown_calls(current: EndpointState) -> list[AwsCall]:
     allows: scaling and the monitoring schedule before the endpoint, the endpoint before its configs, a
     config before its models."""
     require_managed(current, "tear down")
-    owned = {kind: [r.name for r in current.owned if r.kind == kind] for kind in ("endpoint_config", "model", "data_quality_job_definition", "alarm")}
+    owned = {
+        kind: [r.name for r in current.owned if r.kind == kind]
+        for kind in ("endpoint_config", "model", "data_quality_job_definition", "alarm")
+    }
     calls = deregister_scaling_calls(current) if current.autoscaled else []
     if current.monitoring_schedule:
         calls.append(aws_call("sagemaker", "DeleteMonitoringSchedule", {"MonitoringScheduleName": current.monitoring_schedule}))
     calls.append(aws_call("sagemaker", "DeleteEndpoint", {"EndpointName": current.endpoint_name}))
     calls += [aws_call("sagemaker", "DeleteEndpointConfig", {"EndpointConfigName": name}) for name in owned["endpoint_config"]]
     calls += [aws_call("sagemaker", "DeleteModel", {"ModelName": name}) for name in owned["model"]]
-    calls += [aws_call("sagemaker", "DeleteDataQualityJobDefinition", {"JobDefinitionName": name}) for name in owned["data_quality_job_definition"]]
+    calls += [
+        aws_call("sagemaker", "DeleteDataQualityJobDefinition", {"JobDefinitionName": name})
+        for name in owned["data_quality_job_definition"]
+    ]
     if owned["alarm"]:
         calls.append(aws_call("cloudwatch", "DeleteAlarms", {"AlarmNames": owned["alarm"]}))
     return calls
 
 
 # Most specific first: CreateEndpoint names both an endpoint and a config, and is about the endpoint.
-_SUBJECT_PARAMS = ("ModelName", "EndpointName", "EndpointConfigName", "AlarmName", "JobDefinitionName",
-                   "MonitoringScheduleName", "PolicyName", "ResourceId", "ResourceArn", "AlarmNames")  # fmt: skip
+_SUBJECT_PARAMS = (
+    "ModelName",
+    "EndpointName",
+    "EndpointConfigName",
+    "AlarmName",
+    "JobDefinitionName",
+    "MonitoringScheduleName",
+    "PolicyName",
+    "ResourceId",
+    "ResourceArn",
+    "AlarmNames",
+)
 
 
 def call_subject(call: AwsCall) -> str:
@@ -600,102 +639,6 @@ def call_subject(call: AwsCall) -> str:
             return ", ".join(value) if isinstance(value, list) else str(value)
     return ""
 
-
-# --- validation --------------------------------------------------------------------------------------
-
-
-@cache
-def service_model(service: str) -> ServiceModel:
-    """Loading a service model parses megabytes of JSON; every deployment reuses the same few."""
-    try:
-        return botocore.session.get_session().get_service_model(service)
-    except UnknownServiceError as error:
-        raise AgentOpsError(f"unknown AWS service {service!r}") from error
-
-
-@cache
-def compiled_pattern(pattern: str) -> re.Pattern[str] | None:
-    """AWS patterns are Java regexes; those Python cannot compile (\\p{...}, UTF-16 surrogate ranges) are
-    skipped rather than guessed at — AWS still checks them server-side."""
-    try:
-        return re.compile(pattern)
-    except re.error:
-        return None
-
-
-def operation_model(call: AwsCall) -> OperationModel:
-    model = service_model(call["service"])
-    try:
-        operation = model.operation_model(call["operation"])
-    except OperationNotFoundError as error:
-        raise AgentOpsError(f"{call['service']} has no operation {call['operation']}") from error
-    if call["method"] != xform_name(operation.name):
-        raise AgentOpsError(f"{call['operation']}: method {call['method']!r} should be {xform_name(operation.name)!r}")
-    return operation
-
-
-def botocore_problems(params: dict[str, Any], shape: Shape) -> list[str]:
-    """Types, required members and minimums: what botocore itself checks before sending a request."""
-    report = ParamValidator().validate(params, shape)
-    if not report.has_errors():
-        return []
-    return [line.strip() for line in report.generate_report().splitlines() if line.strip()]
-
-
-def string_problems(value: str, shape: Shape, path: str) -> list[str]:
-    problems = []
-    limits = shape.metadata
-    if "max" in limits and len(value) > limits["max"]:
-        problems.append(f"{path}: length {len(value)} exceeds {limits['max']}")
-    if "enum" in limits and value not in limits["enum"]:
-        problems.append(f"{path}: {value!r} is not one of the service's allowed values")
-    pattern = compiled_pattern(limits["pattern"]) if "pattern" in limits else None
-    if pattern is not None and not pattern.fullmatch(value):
-        problems.append(f"{path}: {value!r} does not match {limits['pattern']}")
-    return problems
-
-
-def member_path(path: str, key: str) -> str:
-    """Paths read like botocore's own messages: `ProductionVariants[0].ModelName`."""
-    return f"{path}.{key}" if path else key
-
-
-def constraint_problems(value: Any, shape: Shape, path: str) -> list[str]:
-    """Maximums, enums and patterns, which botocore leaves to the server: a bad name should fail the
-    dry-run, not the third call of a real deployment."""
-    kind = shape.type_name
-    if kind == "structure":
-        return [
-            problem
-            for key, member in value.items()
-            if key in shape.members
-            for problem in constraint_problems(member, shape.members[key], member_path(path, key))
-        ]
-    if kind == "list":
-        too_long = [f"{path}: {len(value)} items exceed {shape.metadata['max']}"] if len(value) > shape.metadata.get("max", math.inf) else []
-        return too_long + [problem for i, item in enumerate(value) for problem in constraint_problems(item, shape.member, f"{path}[{i}]")]
-    if kind == "map":
-        return [problem for key, item in value.items() for problem in constraint_problems(item, shape.value, member_path(path, key))]
-    if kind == "string":
-        return string_problems(value, shape, path)
-    if kind in ("integer", "long", "float", "double") and value > shape.metadata.get("max", math.inf):
-        return [f"{path}: {value} exceeds {shape.metadata['max']}"]
-    return []
-
-
-def validate_calls(calls: list[AwsCall]) -> None:
-    """Raise AgentOpsError, naming the first bad call and its problems on one line, unless every call's
-    params fit its operation's input shape."""
-    for call in calls:
-        operation = operation_model(call)
-        problems = botocore_problems(call["params"], operation.input_shape)
-        if not problems:  # the walk below assumes botocore already confirmed the types
-            problems = constraint_problems(call["params"], operation.input_shape, "")
-        if problems:
-            raise AgentOpsError(f"{call['service']} {call['operation']} rejected: " + "; ".join(problems))
-
-
-# --- deployer ----------------------------------------------------------------------------------------
 
 # A plan's status once its calls are made and the endpoint settled (dry-run: would be).
 SUCCESS_STATUS = {"deploy": "deployed", "rollback": "rolled_back", "teardown": "torn_down"}
@@ -753,40 +696,7 @@ def lifecycle_calls(
         return LifecycleCalls(action="teardown", calls=calls, resources=resources, note=UNKNOWN_TEARDOWN_INVENTORY)
     if config.target_endpoint_config is None:
         return LifecycleCalls(action="rollback", calls=[], resources=resources, note=UNKNOWN_ROLLBACK_TARGET)
-    update = aws_call("sagemaker", "UpdateEndpoint", {"EndpointName": config.endpoint_name, "EndpointConfigName": config.target_endpoint_config})
+    update = aws_call(
+        "sagemaker", "UpdateEndpoint", {"EndpointName": config.endpoint_name, "EndpointConfigName": config.target_endpoint_config}
+    )
     return LifecycleCalls(action="rollback", calls=[update], resources=resources)
-
-
-class DryRunDeployer:
-    """The default deployer: returns the validated calls a plan would make, and makes none. It reads
-    nothing from AWS either, so it cannot tell what runs now (`current` is None)."""
-
-    mode = "dry_run"
-
-    def __init__(self, settings: Settings):
-        self.settings = settings
-
-    def current(self, endpoint_name: str) -> dict[str, Any] | None:
-        return None
-
-    def deploy(
-        self,
-        config: PlanConfig,
-        plan_id: str,
-        *,
-        approved: dict[str, Any] | None = None,
-        vpc: dict[str, list[str]] | None = None,
-    ) -> dict[str, Any]:
-        planned = lifecycle_calls(config, plan_id, self.settings, current=None, vpc=vpc)
-        validate_calls(planned.calls)
-        result = {
-            "mode": self.mode,
-            "action": planned.action,
-            "status": SUCCESS_STATUS[config.action],
-            "calls": planned.calls,
-            "resources": planned.resources,
-        }
-        return result | ({"note": planned.note} if planned.note else {})
-
-    def finish(self, deployment: dict[str, Any]) -> dict[str, Any]:
-        return deployment  # dry-run made every call in deploy already

@@ -18,7 +18,7 @@ from chromadb.utils.embedding_functions import register_embedding_function
 from langchain_nvidia_ai_endpoints import NVIDIAEmbeddings
 
 from agentops.settings import Settings
-from tools.nvidia import Endpoint, MalformedReply, build_client, call
+from tools.nvidia.client import Endpoint, MalformedReply, build_client, call
 
 # Passages longer than the model's window are cut at the end rather than refused: a policy section is
 # still found by its opening, and a refusal would fail the whole index.
@@ -62,9 +62,7 @@ class NimEmbeddingFunction(EmbeddingFunction[Documents]):
         NimEmbeddingFunction.validate_config(config)
         settings = Settings()
         base = Endpoint.from_settings(settings, "embeddings")
-        return NimEmbeddingFunction(
-            Endpoint(**{**base.__dict__, "model": config["model"], "base_url": config["base_url"]})
-        )
+        return NimEmbeddingFunction(Endpoint(**{**base.__dict__, "model": config["model"], "base_url": config["base_url"]}))
 
     @staticmethod
     def validate_config(config: dict[str, Any]) -> None:

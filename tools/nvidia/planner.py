@@ -10,7 +10,7 @@ What it trusts and what it does not:
 - The answer must be a valid `DeploymentConfig`: the request carries its JSON schema as
   `response_format` (temperature 0, Nemotron's thinking switched per settings); an answer that does not
   validate gets one repair round carrying the validation error.
-- When the endpoint fails (after `tools.nvidia.call`'s retries) or the repair fails too, configuration
+- When the endpoint fails (after `tools.nvidia.client.call`'s retries) or the repair fails too, configuration
   decides: the rules planner stands in (recorded as `fallback`), or the plan fails with the reason.
 
 `with_structured_output` is not used: on an answer that does not parse it returns None without the
@@ -32,11 +32,11 @@ from langchain_nvidia_ai_endpoints import ChatNVIDIA
 from pydantic import ValidationError
 
 from agentops.policy import ANY_PRICED, Policy
+from agentops.ports import PlannerOutput, PlanRequest
 from agentops.schemas import DeploymentConfig
 from agentops.settings import Settings
-from graph.context import PlannerOutput, PlanRequest
-from tools.nvidia import Endpoint, EndpointFailure, build_client, call
-from tools.rules_planner import RulesPlanner
+from tools.nvidia.client import Endpoint, EndpointFailure, build_client, call
+from tools.planning.rules import RulesPlanner
 
 SYSTEM_PROMPT = """\
 You plan Amazon SageMaker real-time endpoint deployments for AgentOps.
@@ -68,7 +68,7 @@ class _Usage:
 
 
 class NimPlanner:
-    """Implements graph.context.Planner with an NVIDIA chat endpoint."""
+    """Implements agentops.ports.Planner with an NVIDIA chat endpoint."""
 
     name = "nim"
 

@@ -168,9 +168,13 @@ def shared_pool(url: str, purpose: str = "work") -> Any:
         pool = _pools.get((url, purpose))
         if pool is None:
             pool = ConnectionPool(
-                url, min_size=1, max_size=10 if purpose == "work" else 50, open=True, timeout=60,
+                url,
+                min_size=1,
+                max_size=10 if purpose == "work" else 50,
+                open=True,
+                timeout=60,
                 kwargs={"autocommit": True, "row_factory": dict_row},
-            )  # fmt: skip
+            )
             _pools[(url, purpose)] = pool
         return pool
 

@@ -36,10 +36,19 @@ ClientFactory = Callable[[str], Any]  # service name -> boto3 client
 
 MAX_THROTTLE_WAIT_SECONDS = 30
 MAX_MESSAGE_CHARS = 300
-ACCESS_DENIED_CODES = frozenset({
-    "AccessDenied", "AccessDeniedException", "UnauthorizedOperation", "UnrecognizedClientException",
-    "InvalidClientTokenId", "ExpiredToken", "ExpiredTokenException", "SignatureDoesNotMatch", "MissingAuthenticationToken",
-})  # fmt: skip
+ACCESS_DENIED_CODES = frozenset(
+    {
+        "AccessDenied",
+        "AccessDeniedException",
+        "UnauthorizedOperation",
+        "UnrecognizedClientException",
+        "InvalidClientTokenId",
+        "ExpiredToken",
+        "ExpiredTokenException",
+        "SignatureDoesNotMatch",
+        "MissingAuthenticationToken",
+    }
+)
 NOT_FOUND_CODES = frozenset({"ResourceNotFound", "ResourceNotFoundException", "NotFoundException", "NoSuchEntity"})
 # SageMaker and Application Auto Scaling report a missing resource as a ValidationException.
 _NOT_FOUND_MESSAGE = re.compile(r"could not find|not found|does not exist|no .{0,40} found", re.IGNORECASE)
@@ -151,7 +160,9 @@ class AwsCaller:
         except (ClientError, BotoCoreError) as error:
             raise AwsError(describe_failure(error, service, operation or method, subject, self.attempts)) from error
 
-    def call_unless_missing(self, service: str, method: str, params: dict[str, Any], *, operation: str = "", subject: str = "") -> dict[str, Any] | None:
+    def call_unless_missing(
+        self, service: str, method: str, params: dict[str, Any], *, operation: str = "", subject: str = ""
+    ) -> dict[str, Any] | None:
         """The response, or None when the resource does not exist: a look, or a delete of what is gone already."""
         try:
             return self._send(service, method, params)

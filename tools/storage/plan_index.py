@@ -1,5 +1,5 @@
 """The plan index: one row per plan (status, env, requester, timestamps), in SQLite or Postgres
-(tools/database.py: the same SQL on both).
+(tools/storage/database.py: the same SQL on both).
 
 LangGraph has no "list threads" API; lists and the approvals queue read this table, never a scan of
 checkpoints. Human decisions live in a second table, one row per decision in numbered slots: a decision
@@ -19,7 +19,7 @@ from typing import Any
 
 from agentops.policy import person_key
 from agentops.schemas import TERMINAL_STATUSES, Decision, PlanSummary
-from tools.database import Database
+from tools.storage.database import Database
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS plans (
@@ -54,7 +54,7 @@ _DECIDED = tuple(sorted(TERMINAL_STATUSES | {"approved", "deploying"}))
 
 
 class PlanIndex:
-    """Implements graph.context.PlanRecorder, plus the queries and the decision the front ends need."""
+    """Implements agentops.ports.PlanRecorder, plus the queries and the decision the front ends need."""
 
     def __init__(self, db: Path | str | Database):
         self.db = Database.of(db)
@@ -87,12 +87,20 @@ class PlanIndex:
             WHERE NOT (plans.status IN ({}) AND excluded.status IN ('planning', 'pending_approval'))
             """.format(", ".join("?" * len(_DECIDED))),
             (
-                state["plan_id"], state["env"], state["requester"], state["intent"], state["status"],
-                state["created_at"], now, state.get("expires_at"), config.get("endpoint_name"),
-                report.get("peak_cost_usd"), json.dumps(state["decision"]) if state.get("decision") else None,
+                state["plan_id"],
+                state["env"],
+                state["requester"],
+                state["intent"],
+                state["status"],
+                state["created_at"],
+                now,
+                state.get("expires_at"),
+                config.get("endpoint_name"),
+                report.get("peak_cost_usd"),
+                json.dumps(state["decision"]) if state.get("decision") else None,
                 *_DECIDED,
             ),
-        )  # fmt: skip
+        )
 
     def decide(self, plan_id: str, decision: Decision, now: datetime, required: int = 1) -> int | None:
         """Record one decision on a pending, unexpired plan; the slot it filled, or None if it did not count.
@@ -112,9 +120,17 @@ class PlanIndex:
                 "WHERE plan_id = ? AND status = 'pending_approval' AND lower(trim(requester)) <> ? "
                 "AND (expires_at IS NULL OR expires_at > ?) "
                 "ON CONFLICT DO NOTHING",
-                (slot, decision.approver, person_key(decision.approver), int(decision.approved), decision.model_dump_json(),
-                 plan_id, person_key(decision.approver), now.isoformat()),
-            )  # fmt: skip
+                (
+                    slot,
+                    decision.approver,
+                    person_key(decision.approver),
+                    int(decision.approved),
+                    decision.model_dump_json(),
+                    plan_id,
+                    person_key(decision.approver),
+                    now.isoformat(),
+                ),
+            )
             if inserted.rowcount != 1:
                 conn.rollback()
                 return None
@@ -139,17 +155,14 @@ class PlanIndex:
         """Mark one overdue pending plan expired. True if this call expired it."""
         return (
             self._execute(
-                "UPDATE plans SET status = 'expired', updated_at = ? "
-                "WHERE plan_id = ? AND status = 'pending_approval' AND expires_at <= ?",
+                "UPDATE plans SET status = 'expired', updated_at = ? WHERE plan_id = ? AND status = 'pending_approval' AND expires_at <= ?",
                 (now.isoformat(), plan_id, now.isoformat()),
             )
             == 1
         )
 
     def overdue(self, now: datetime) -> list[str]:
-        rows = self._select(
-            "SELECT plan_id FROM plans WHERE status = 'pending_approval' AND expires_at <= ?", (now.isoformat(),)
-        )
+        rows = self._select("SELECT plan_id FROM plans WHERE status = 'pending_approval' AND expires_at <= ?", (now.isoformat(),))
         return [row["plan_id"] for row in rows]
 
     def get(self, plan_id: str) -> PlanSummary | None:

@@ -4,23 +4,22 @@ or Postgres for all three stores (checkpoints, plan index, audit log) when AGENT
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
-from typing import Any
 from contextlib import asynccontextmanager, contextmanager
-from functools import lru_cache
+from typing import Any
 
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.checkpoint.sqlite import SqliteSaver
 from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 
 from agentops.policy import load_policy
+from agentops.ports import Dependencies, Planner, PolicyRetriever
 from agentops.settings import Settings
-from graph.context import Dependencies, Planner, PolicyRetriever
-from tools.audit_trail import build_audit_trail
-from tools.plan_index import SqlitePlanIndex
-from tools.policy_store import PolicyStore
-from tools.rules_planner import RulesPlanner
-from tools.sagemaker import DryRunDeployer
-from tools.sagemaker_execute import executor_from_settings
+from tools.audit.trail import build_audit_trail
+from tools.planning.rules import RulesPlanner
+from tools.retrieval.policy_store import PolicyStore
+from tools.sagemaker.dry_run import DryRunDeployer
+from tools.sagemaker.execute import executor_from_settings
+from tools.storage.plan_index import SqlitePlanIndex
 
 
 def build_dependencies(settings: Settings) -> Dependencies:
@@ -43,7 +42,7 @@ def build_dependencies(settings: Settings) -> Dependencies:
 
 def build_planner(settings: Settings) -> Planner:
     if settings.planner == "nim":
-        from tools.nvidia_planner import NimPlanner
+        from tools.nvidia.planner import NimPlanner
 
         return NimPlanner(settings)
     return RulesPlanner(settings)
@@ -56,9 +55,9 @@ def build_retriever(settings: Settings) -> PolicyRetriever:
     offline = PolicyStore.from_settings(settings)
     if settings.embeddings == "local" and settings.reranker == "local":
         return offline
-    from tools.nvidia import FallbackRetriever
-    from tools.nvidia_embeddings import NimEmbeddingFunction
-    from tools.nvidia_rerank import NimReranker
+    from tools.nvidia.client import FallbackRetriever
+    from tools.nvidia.embeddings import NimEmbeddingFunction
+    from tools.nvidia.rerank import NimReranker
 
     nim = PolicyStore.from_settings(
         settings,
@@ -67,12 +66,6 @@ def build_retriever(settings: Settings) -> PolicyRetriever:
         collection_name=f"{settings.collection_name}-nim" if settings.embeddings == "nim" else settings.collection_name,
     )
     return nim if settings.nim_on_failure == "fail" else FallbackRetriever(nim, offline)
-
-
-@lru_cache(maxsize=1)
-def default_dependencies() -> Dependencies:
-    """For callers that cannot pass a context (LangGraph Studio): built once from the environment."""
-    return build_dependencies(Settings())
 
 
 @contextmanager

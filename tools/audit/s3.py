@@ -13,12 +13,13 @@ from __future__ import annotations
 import json
 import re
 from collections import defaultdict
-from datetime import datetime, timedelta, timezone
-from typing import Any, Callable
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from botocore.exceptions import ClientError
 
-from tools.audit_chain import RECORD_FIELDS, Digest, EventRecord, TamperFound, canonical_json, parse_digest
+from tools.audit.chain import RECORD_FIELDS, Digest, EventRecord, TamperFound, canonical_json, parse_digest
 
 LOCK_MODE = "COMPLIANCE"
 DIGEST_PREFIX = "digests/"
@@ -32,7 +33,7 @@ def object_key(prefix: str, number: int) -> str:
 
 
 def _utc_now() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 class S3AuditArchive:

@@ -25,8 +25,8 @@ from agentops.errors import AgentOpsError
 from agentops.policy import PolicyDocument, Section, load_documents
 from agentops.schemas import Evidence
 from agentops.settings import Settings
-from tools.embeddings import HashingEmbeddingFunction
-from tools.rerank import LexicalReranker, Reranker
+from tools.retrieval.embeddings import HashingEmbeddingFunction
+from tools.retrieval.rerank import LexicalReranker, Reranker
 
 FINGERPRINT_KEY = "agentops_fingerprint"
 # Part of the fingerprint: bump when the record layout below changes, so old collections are rebuilt.
@@ -98,9 +98,7 @@ class PolicyStore:
         self._records = {r.id: r for r in _records(documents)}
         self.fingerprint = fingerprint(list(self._records.values()), self.embedding_function)
         Path(persist_dir).mkdir(parents=True, exist_ok=True)
-        self._client = chromadb.PersistentClient(
-            path=str(persist_dir), settings=chromadb.Settings(anonymized_telemetry=False)
-        )
+        self._client = chromadb.PersistentClient(path=str(persist_dir), settings=chromadb.Settings(anonymized_telemetry=False))
         # Nodes run in worker threads under the async app: two first searches must not both rebuild.
         self._lock = threading.Lock()
 
@@ -147,9 +145,7 @@ class PolicyStore:
 
     def _evidence(self, record_id: str, score: float) -> Evidence:
         record = self._records[record_id]
-        return Evidence(
-            policy=record.document.id, section=record.section.heading, text=record.section.text, score=round(score, 4)
-        )
+        return Evidence(policy=record.document.id, section=record.section.heading, text=record.section.text, score=round(score, 4))
 
     def _existing_collection(self) -> Collection | None:
         try:

@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from tools.audit_chain import EventRecord, TamperFound, day_of
+from tools.audit.chain import EventRecord, TamperFound, day_of
 
 PARTITION_KEY = "plan_id"
 SORT_KEY = "seq"
@@ -36,13 +36,15 @@ def table_definition(table: str) -> dict[str, Any]:
             {"AttributeName": DAY_KEY, "AttributeType": "S"},
         ],
         "KeySchema": [{"AttributeName": PARTITION_KEY, "KeyType": "HASH"}, {"AttributeName": SORT_KEY, "KeyType": "RANGE"}],
-        "GlobalSecondaryIndexes": [{
-            "IndexName": DAY_INDEX,
-            "KeySchema": [{"AttributeName": DAY_KEY, "KeyType": "HASH"}, {"AttributeName": SORT_KEY, "KeyType": "RANGE"}],
-            "Projection": {"ProjectionType": "ALL"},
-        }],
+        "GlobalSecondaryIndexes": [
+            {
+                "IndexName": DAY_INDEX,
+                "KeySchema": [{"AttributeName": DAY_KEY, "KeyType": "HASH"}, {"AttributeName": SORT_KEY, "KeyType": "RANGE"}],
+                "Projection": {"ProjectionType": "ALL"},
+            }
+        ],
         "DeletionProtectionEnabled": True,
-    }  # fmt: skip
+    }
 
 
 def _item(record: EventRecord) -> dict[str, dict[str, str]]:
@@ -67,7 +69,7 @@ def _record(item: dict[str, dict[str, str]]) -> EventRecord:
 
 
 class DynamoEventStore:
-    """One remote copy of the chain (see tools/audit_trail.py) in a DynamoDB table."""
+    """One remote copy of the chain (see tools/audit/trail.py) in a DynamoDB table."""
 
     def __init__(self, client: Any, table: str):
         self.client = client
@@ -95,13 +97,25 @@ class DynamoEventStore:
 
     def plan_records(self, plan_id: str) -> list[EventRecord]:
         """All events of a plan, in order: one query on the table key."""
-        return list(self._query(KeyConditionExpression="#k = :v", ExpressionAttributeNames={"#k": PARTITION_KEY},
-                                ExpressionAttributeValues={":v": {"S": plan_id}}, ConsistentRead=True))  # fmt: skip
+        return list(
+            self._query(
+                KeyConditionExpression="#k = :v",
+                ExpressionAttributeNames={"#k": PARTITION_KEY},
+                ExpressionAttributeValues={":v": {"S": plan_id}},
+                ConsistentRead=True,
+            )
+        )
 
     def day_records(self, day: str) -> list[EventRecord]:
         """Events of one UTC day (YYYY-MM-DD), in order: one query on the day index."""
-        return list(self._query(IndexName=DAY_INDEX, KeyConditionExpression="#k = :v", ExpressionAttributeNames={"#k": DAY_KEY},
-                                ExpressionAttributeValues={":v": {"S": day}}))  # fmt: skip
+        return list(
+            self._query(
+                IndexName=DAY_INDEX,
+                KeyConditionExpression="#k = :v",
+                ExpressionAttributeNames={"#k": DAY_KEY},
+                ExpressionAttributeValues={":v": {"S": day}},
+            )
+        )
 
     def _query(self, **params: Any) -> Iterator[EventRecord]:
         for page in self.client.get_paginator("query").paginate(TableName=self.table, **params):

@@ -11,7 +11,8 @@ from typing import Any
 from agentops.errors import AgentOpsError
 from agentops.schemas import Change, DeploymentConfig, FieldChange, PlanConfig
 from agentops.settings import Settings
-from tools.sagemaker import (
+from tools.sagemaker.aws import AwsCaller
+from tools.sagemaker.calls import (
     TAG_ENDPOINT,
     TAG_PREVIOUS_CONFIG,
     UNKNOWN_ROLLBACK_TARGET,
@@ -27,7 +28,6 @@ from tools.sagemaker import (
     rollback_target,
     scalable_target,
 )
-from tools.sagemaker_aws import AwsCaller
 
 # --- reading -----------------------------------------------------------------------------------------
 
@@ -73,31 +73,50 @@ def _read_serving(state: EndpointState, endpoint: dict[str, Any], config: dict[s
 def _read_scaling(state: EndpointState, aws: AwsCaller) -> None:
     target = scalable_target(state.endpoint_name)
     found = aws.call(
-        "application-autoscaling", "describe_scalable_targets",
-        {"ServiceNamespace": target["ServiceNamespace"], "ResourceIds": [target["ResourceId"]], "ScalableDimension": target["ScalableDimension"]},
-        operation="DescribeScalableTargets", subject=target["ResourceId"],
-    )["ScalableTargets"]  # fmt: skip
+        "application-autoscaling",
+        "describe_scalable_targets",
+        {
+            "ServiceNamespace": target["ServiceNamespace"],
+            "ResourceIds": [target["ResourceId"]],
+            "ScalableDimension": target["ScalableDimension"],
+        },
+        operation="DescribeScalableTargets",
+        subject=target["ResourceId"],
+    )["ScalableTargets"]
     if not found:
         return
     state.autoscaling_min, state.autoscaling_max = found[0]["MinCapacity"], found[0]["MaxCapacity"]
     policies = aws.call(
-        "application-autoscaling", "describe_scaling_policies",
-        {"ServiceNamespace": target["ServiceNamespace"], "ResourceId": target["ResourceId"], "ScalableDimension": target["ScalableDimension"]},
-        operation="DescribeScalingPolicies", subject=target["ResourceId"],
-    )["ScalingPolicies"]  # fmt: skip
+        "application-autoscaling",
+        "describe_scaling_policies",
+        {
+            "ServiceNamespace": target["ServiceNamespace"],
+            "ResourceId": target["ResourceId"],
+            "ScalableDimension": target["ScalableDimension"],
+        },
+        operation="DescribeScalingPolicies",
+        subject=target["ResourceId"],
+    )["ScalingPolicies"]
     state.scaling_policies = [policy["PolicyName"] for policy in policies]
 
 
 def _read_monitoring(state: EndpointState, aws: AwsCaller) -> str | None:
     """The endpoint's schedule (its name is AgentOps's own), and the job definition it runs."""
-    schedule = _describe(aws, "describe_monitoring_schedule", "DescribeMonitoringSchedule", MonitoringScheduleName=monitoring_schedule_name(state.endpoint_name))
+    schedule = _describe(
+        aws,
+        "describe_monitoring_schedule",
+        "DescribeMonitoringSchedule",
+        MonitoringScheduleName=monitoring_schedule_name(state.endpoint_name),
+    )
     if schedule is None or not _belongs_to(aws, "sagemaker", schedule["MonitoringScheduleArn"], state.endpoint_name):
         return None
     state.monitoring_schedule = schedule["MonitoringScheduleName"]
     return schedule.get("MonitoringScheduleConfig", {}).get("MonitoringJobDefinitionName")
 
 
-def _read_owned(aws: AwsCaller, state: EndpointState, configs: dict[str, dict[str, Any] | None], job_definition: str | None) -> list[OwnedResource]:
+def _read_owned(
+    aws: AwsCaller, state: EndpointState, configs: dict[str, dict[str, Any] | None], job_definition: str | None
+) -> list[OwnedResource]:
     """What AgentOps created for this endpoint: only resources carrying its TAG_ENDPOINT count."""
     name = state.endpoint_name
     owned: list[OwnedResource] = []
@@ -115,7 +134,9 @@ def _read_owned(aws: AwsCaller, state: EndpointState, configs: dict[str, dict[st
         job = _describe(aws, "describe_data_quality_job_definition", "DescribeDataQualityJobDefinition", JobDefinitionName=job_definition)
         if job and _belongs_to(aws, "sagemaker", job["JobDefinitionArn"], name):
             owned.append(OwnedResource(kind="data_quality_job_definition", name=job_definition))
-    alarms = aws.call("cloudwatch", "describe_alarms", {"AlarmNamePrefix": f"{name}-"}, operation="DescribeAlarms", subject=f"{name}-*")["MetricAlarms"]
+    alarms = aws.call("cloudwatch", "describe_alarms", {"AlarmNamePrefix": f"{name}-"}, operation="DescribeAlarms", subject=f"{name}-*")[
+        "MetricAlarms"
+    ]
     owned += [OwnedResource(kind="alarm", name=a["AlarmName"]) for a in alarms if _belongs_to(aws, "cloudwatch", a["AlarmArn"], name)]
     return owned
 
@@ -172,7 +193,9 @@ def _serving_summary(model: str | None, count: int | None, instance_type: str | 
     return f"{model or 'unknown model'} on {count or '?'} x {instance_type or '?'}"
 
 
-def deployment_diff(config: DeploymentConfig, plan_id: str, settings: Settings, current: EndpointState, vpc: dict[str, list[str]] | None) -> list[FieldChange]:
+def deployment_diff(
+    config: DeploymentConfig, plan_id: str, settings: Settings, current: EndpointState, vpc: dict[str, list[str]] | None
+) -> list[FieldChange]:
     """Every field whose planned value differs from what runs now (all of them for a new endpoint)."""
     names = resource_names(plan_id, config)
     planned = {
@@ -202,8 +225,10 @@ def deployment_diff(config: DeploymentConfig, plan_id: str, settings: Settings, 
 
 def unknown_change(config: PlanConfig) -> Change:
     if isinstance(config, DeploymentConfig):
-        summary = (f"the current state is unknown (dry-run reads nothing from AWS): endpoint {config.endpoint_name} "
-                   "is created, or updated if it exists")  # fmt: skip
+        summary = (
+            f"the current state is unknown (dry-run reads nothing from AWS): endpoint {config.endpoint_name} "
+            "is created, or updated if it exists"
+        )
         return Change(action=None, known=False, summary=summary)
     summary = UNKNOWN_ROLLBACK_TARGET if config.action == "rollback" else UNKNOWN_TEARDOWN_INVENTORY
     return Change(action=config.action, known=False, summary=summary)
@@ -222,14 +247,17 @@ def plan_change(
     if current is None:
         return unknown_change(config)
     snapshot = current.model_dump(mode="json")
-    if isinstance(config, DeploymentConfig):
-        action = "update" if current.exists else "create"
-    else:
-        action = config.action
+    action = ("update" if current.exists else "create") if isinstance(config, DeploymentConfig) else config.action
     try:
         planned = lifecycle_calls(config, plan_id, settings, current=current, vpc=vpc)
     except AgentOpsError as error:
-        return Change(action=action, known=True, summary=f"{action} of endpoint {config.endpoint_name} is not possible: {error}", current=snapshot, error=str(error))
+        return Change(
+            action=action,
+            known=True,
+            summary=f"{action} of endpoint {config.endpoint_name} is not possible: {error}",
+            current=snapshot,
+            error=str(error),
+        )
     name = config.endpoint_name
     if isinstance(config, DeploymentConfig):
         diff = deployment_diff(config, plan_id, settings, current, vpc)

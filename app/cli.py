@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import typer
 from pydantic import ValidationError
@@ -19,9 +19,13 @@ from rich.table import Table
 from agentops.errors import AgentOpsError
 from agentops.schemas import DeploymentConfig, GuardrailReport, PlanSummary
 from agentops.settings import Settings
-from agentops.service import Orchestrator
+from app.service import Orchestrator
 
-app = typer.Typer(help="AgentOps: plan, check, approve and deploy SageMaker models from plain-language intents.", no_args_is_help=True, pretty_exceptions_enable=False)
+app = typer.Typer(
+    help="AgentOps: plan, check, approve and deploy SageMaker models from plain-language intents.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
 kb_app = typer.Typer(help="Search the policy knowledge base.", no_args_is_help=True)
 audit_app = typer.Typer(help="Inspect, verify, digest, sync and export the audit trail.", no_args_is_help=True)
 app.add_typer(kb_app, name="kb")
@@ -49,8 +53,10 @@ def _money(value: float | None) -> str:
 def _print_report(report: dict[str, Any]) -> None:
     verdict = report.get("verdict") or {}
     colour = "green" if verdict.get("allowed") else "red"
-    console.print(f"verdict: [bold {colour}]{'allowed' if verdict.get('allowed') else 'blocked'}[/]   "
-                  f"hourly {_money(report.get('hourly_cost_usd'))}   peak {_money(report.get('peak_cost_usd'))}")  # fmt: skip
+    console.print(
+        f"verdict: [bold {colour}]{'allowed' if verdict.get('allowed') else 'blocked'}[/]   "
+        f"hourly {_money(report.get('hourly_cost_usd'))}   peak {_money(report.get('peak_cost_usd'))}"
+    )
     if verdict.get("violations"):
         table = Table("rule", "why", "policy", title="violations", title_justify="left")
         for v in verdict["violations"]:
@@ -68,7 +74,9 @@ def _print_change(change: dict[str, Any]) -> None:
     if change.get("diff"):
         table = Table("field", "now", "planned", title="against what runs now", title_justify="left")
         for row in change["diff"]:
-            table.add_row(row["field"], "-" if row["current"] is None else str(row["current"]), "-" if row["planned"] is None else str(row["planned"]))
+            table.add_row(
+                row["field"], "-" if row["current"] is None else str(row["current"]), "-" if row["planned"] is None else str(row["planned"])
+            )
         console.print(table)
     for resource in change.get("removes", []):
         console.print(f"  deletes {resource}", highlight=False)
@@ -80,13 +88,20 @@ def _print_change(change: dict[str, Any]) -> None:
 
 def _print_plan(view: dict[str, Any]) -> None:
     if view.get("plan_id"):
-        console.print(f"plan [bold]{view['plan_id']}[/]  status [bold]{view.get('status')}[/]  env {view.get('env')}  requester {view.get('requester')}")
+        console.print(
+            f"plan [bold]{view['plan_id']}[/]  status [bold]{view.get('status')}[/]  env {view.get('env')}  requester {view.get('requester')}"
+        )
     planner = view.get("planner") or {}
     if planner.get("llm_calls") or planner.get("fallback"):
-        console.print(f"planner {planner['name']}: {planner['rounds']} round(s), {planner['llm_calls']} LLM call(s), {planner['tokens']} tokens", highlight=False)
+        console.print(
+            f"planner {planner['name']}: {planner['rounds']} round(s), {planner['llm_calls']} LLM call(s), {planner['tokens']} tokens",
+            highlight=False,
+        )
     if view.get("config"):
         table = Table("field", "value", title="deployment config", title_justify="left")
-        ordered = [f for f in DeploymentConfig.model_fields if f in view["config"]] + [f for f in view["config"] if f not in DeploymentConfig.model_fields]
+        ordered = [f for f in DeploymentConfig.model_fields if f in view["config"]] + [
+            f for f in view["config"] if f not in DeploymentConfig.model_fields
+        ]
         for key in ordered:
             value = view["config"][key]
             pinned = " (as requested)" if key in (view.get("pinned") or []) else ""
@@ -103,7 +118,9 @@ def _print_plan(view: dict[str, Any]) -> None:
         console.print(table)
     if view.get("decision"):
         d = view["decision"]
-        console.print(f"decision: {'approved' if d['approved'] else 'rejected'} by {d['approver']}" + (f" — {d['reason']}" if d.get("reason") else ""))
+        console.print(
+            f"decision: {'approved' if d['approved'] else 'rejected'} by {d['approver']}" + (f" — {d['reason']}" if d.get("reason") else "")
+        )
     if view.get("deployment"):
         dep = view["deployment"]
         ops = ", ".join(c["operation"] for c in dep.get("calls", []))
@@ -113,14 +130,23 @@ def _print_plan(view: dict[str, Any]) -> None:
     if view.get("error"):
         console.print(f"[red]error:[/] {view['error']}")
     if "approval" in (view.get("waiting_for") or []):
-        console.print(f"waiting for approval until {view.get('expires_at', '')[:16].replace('T', ' ')} UTC: agentops approve {view['plan_id']} --as APPROVER")
+        console.print(
+            f"waiting for approval until {view.get('expires_at', '')[:16].replace('T', ' ')} UTC: agentops approve {view['plan_id']} --as APPROVER"
+        )
 
 
 def _print_summaries(rows: list[PlanSummary], title: str) -> None:
     table = Table("plan", "status", "env", "requester", "endpoint", "peak cost", "expires", title=title, title_justify="left")
     for row in rows:
-        table.add_row(row.plan_id, row.status, row.env, row.requester, row.endpoint_name or "-",
-                      _money(row.peak_cost_usd), f"{row.expires_at:%Y-%m-%d %H:%M}" if row.expires_at else "-")  # fmt: skip
+        table.add_row(
+            row.plan_id,
+            row.status,
+            row.env,
+            row.requester,
+            row.endpoint_name or "-",
+            _money(row.peak_cost_usd),
+            f"{row.expires_at:%Y-%m-%d %H:%M}" if row.expires_at else "-",
+        )
     console.print(table if rows else f"{title}: none")
 
 
@@ -129,9 +155,9 @@ def plan_command(
     intent: str = typer.Argument(..., help="What to deploy, in plain words."),
     env: str = typer.Option(..., "--env", help="dev, staging or prod"),
     user: str = typer.Option("anonymous", "--user", help="Who asks."),
-    budget: Optional[float] = typer.Option(None, "--budget", help="Your own limit in $/hour (only tightens policy)."),
-    max_instances: Optional[int] = typer.Option(None, "--max-instances", help="Your own instance limit."),
-    instance_type: Optional[str] = typer.Option(None, "--instance-type", help="Require exactly this instance type."),
+    budget: float | None = typer.Option(None, "--budget", help="Your own limit in $/hour (only tightens policy)."),
+    max_instances: int | None = typer.Option(None, "--max-instances", help="Your own instance limit."),
+    instance_type: str | None = typer.Option(None, "--instance-type", help="Require exactly this instance type."),
     as_json: bool = JsonOption,
 ) -> None:
     """Retrieve policies, plan and check — no side effects."""
@@ -167,9 +193,9 @@ def run_command(
     intent: str = typer.Argument(..., help="What to deploy, in plain words."),
     env: str = typer.Option(..., "--env", help="dev, staging or prod"),
     user: str = typer.Option(..., "--user", help="Who asks (never the approver)."),
-    budget: Optional[float] = typer.Option(None, "--budget"),
-    max_instances: Optional[int] = typer.Option(None, "--max-instances"),
-    instance_type: Optional[str] = typer.Option(None, "--instance-type"),
+    budget: float | None = typer.Option(None, "--budget"),
+    max_instances: int | None = typer.Option(None, "--max-instances"),
+    instance_type: str | None = typer.Option(None, "--instance-type"),
     as_json: bool = JsonOption,
 ) -> None:
     """Run the whole workflow: plan, check, wait for approval if policy asks, deploy (dry-run by default)."""
@@ -188,8 +214,8 @@ def approvals_command(as_json: bool = JsonOption) -> None:
 
 @app.command("plans")
 def plans_command(
-    status: Optional[str] = typer.Option(None, "--status"),
-    env: Optional[str] = typer.Option(None, "--env"),
+    status: str | None = typer.Option(None, "--status"),
+    env: str | None = typer.Option(None, "--env"),
     limit: int = typer.Option(50, "--limit", min=1, max=1000),
     as_json: bool = JsonOption,
 ) -> None:
@@ -261,7 +287,7 @@ def reject_command(
 @kb_app.command("search")
 def kb_search_command(question: str, k: int = typer.Option(3, "--k", min=1, max=20), as_json: bool = JsonOption) -> None:
     """Find the policy passages that answer a question."""
-    from graph.runtime import build_retriever
+    from graph.wiring import build_retriever
 
     results = build_retriever(Settings()).search(question, k=k)
     if as_json:
@@ -272,13 +298,13 @@ def kb_search_command(question: str, k: int = typer.Option(3, "--k", min=1, max=
 
 
 def _audit_trail():
-    from tools.audit_trail import build_audit_trail
+    from tools.audit.trail import build_audit_trail
 
     return build_audit_trail(Settings())
 
 
 def _parse_time(option: str, value: str):
-    from tools.audit_chain import parse_time
+    from tools.audit.chain import parse_time
 
     try:
         return parse_time(value)
@@ -298,7 +324,9 @@ def audit_verify_command(as_json: bool = JsonOption) -> None:
     if as_json:
         _emit_json(result.model_dump())
     elif result.ok:
-        console.print(f"[green]audit log intact[/]: {result.events} events, {result.digests} digest(s) verified in {', '.join(result.stores)}")
+        console.print(
+            f"[green]audit log intact[/]: {result.events} events, {result.digests} digest(s) verified in {', '.join(result.stores)}"
+        )
         if result.undigested:
             console.print(f"{result.undigested} newest event(s) not covered by a digest yet (agentops audit digest)")
     else:
@@ -316,7 +344,9 @@ def audit_digest_command(as_json: bool = JsonOption) -> None:
     if as_json:
         _emit_json({"digest": made.model_dump() if made else None, "sync": report.model_dump()})
     elif made:
-        console.print(f"digest {made.digest_seq}: events {made.first_seq}–{made.last_seq}, {len(made.plans)} plan(s), hash {made.hash[:16]}")
+        console.print(
+            f"digest {made.digest_seq}: events {made.first_seq}–{made.last_seq}, {len(made.plans)} plan(s), hash {made.hash[:16]}"
+        )
     else:
         console.print("no new events since the last digest")
     _sync_errors(report)
@@ -339,10 +369,10 @@ def audit_sync_command(as_json: bool = JsonOption) -> None:
 @audit_app.command("export")
 def audit_export_command(
     since: str = typer.Option(..., "--since", help="Date or ISO time; UTC unless it names a zone."),
-    until: Optional[str] = typer.Option(None, "--until", help="End (exclusive); default now."),
+    until: str | None = typer.Option(None, "--until", help="End (exclusive); default now."),
     fmt: str = typer.Option("jsonl", "--format", help="jsonl: one event per line, with its hashes."),
     source: str = typer.Option("local", "--source", help="local (the source of truth) or dynamodb (read through its day index)."),
-    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write to this file instead of stdout."),
+    output: Path | None = typer.Option(None, "--output", "-o", help="Write to this file instead of stdout."),
     as_json: bool = JsonOption,
 ) -> None:
     """Export audit events for auditors, in chain order."""
@@ -379,8 +409,8 @@ def audit_show_command(plan_id: str, as_json: bool = JsonOption) -> None:
 
 @app.command("serve")
 def serve_command(
-    host: Optional[str] = typer.Option(None, "--host", help="Listen address (default AGENTOPS_HOST, 127.0.0.1)."),
-    port: Optional[int] = typer.Option(None, "--port", help="Port (default AGENTOPS_PORT, 8080)."),
+    host: str | None = typer.Option(None, "--host", help="Listen address (default AGENTOPS_HOST, 127.0.0.1)."),
+    port: int | None = typer.Option(None, "--port", help="Port (default AGENTOPS_PORT, 8080)."),
     dev_keys: bool = typer.Option(False, "--dev-keys", help="On first start, create demo API keys and print them once."),
 ) -> None:
     """Run the HTTP service and the approvals page."""
@@ -433,7 +463,7 @@ def demo_command(
 def doctor_command(as_json: bool = JsonOption) -> None:
     """Show which planner, embeddings and reranker are configured, and check each NVIDIA endpoint answers.
     Exits 1 when any of them has a problem."""
-    from tools.nvidia_doctor import diagnose
+    from tools.nvidia.doctor import diagnose
 
     report = diagnose(Settings())
     if as_json:
@@ -442,7 +472,9 @@ def doctor_command(as_json: bool = JsonOption) -> None:
         table = Table("part", "uses", "endpoint", "model", "status", title="model-backed parts", title_justify="left")
         for c in report["checks"]:
             status = "[green]ok[/]" if c["ok"] else "[red]problem[/]"
-            table.add_row(c["service"], c["uses"], c["endpoint"] or "-", c["model"] or "-", f"{status} {c['detail'] if c['ok'] else ''}".strip())
+            table.add_row(
+                c["service"], c["uses"], c["endpoint"] or "-", c["model"] or "-", f"{status} {c['detail'] if c['ok'] else ''}".strip()
+            )
         console.print(table)
         console.print("  ".join(f"{k.replace('_', ' ')}: {v}" for k, v in report["settings"].items()), highlight=False)
         for c in report["checks"]:

@@ -14,13 +14,24 @@ import re
 from typing import Any
 
 from agentops.policy import ANY_PRICED, Policy
+from agentops.ports import PlannerOutput, PlanRequest
 from agentops.settings import Settings
-from graph.context import PlannerOutput, PlanRequest
 
 _NUMBER_WORDS = {
-    "a": 1, "an": 1, "one": 1, "single": 1, "two": 2, "three": 3, "four": 4, "five": 5,
-    "six": 6, "seven": 7, "eight": 8, "nine": 9, "ten": 10,
-}  # fmt: skip
+    "a": 1,
+    "an": 1,
+    "one": 1,
+    "single": 1,
+    "two": 2,
+    "three": 3,
+    "four": 4,
+    "five": 5,
+    "six": 6,
+    "seven": 7,
+    "eight": 8,
+    "nine": 9,
+    "ten": 10,
+}
 _COUNT = r"(\d+|" + "|".join(_NUMBER_WORDS) + r")"
 _SIZES = r"(?:nano|micro|small|medium|large|xlarge|\d+xlarge|huge|metal)"
 _INSTANCE_TYPE = re.compile(rf"\b(?:ml\.)?([a-z]+\d[a-z0-9]*\.{_SIZES})\b")
@@ -123,7 +134,7 @@ def _endpoint_of(intent: str, verb_end: int, env: str) -> str | None:
 
 
 class RulesPlanner:
-    """Implements graph.context.Planner without any model."""
+    """Implements agentops.ports.Planner without any model."""
 
     name = "rules"
 
@@ -191,11 +202,15 @@ class RulesPlanner:
         endpoint = _endpoint_of(request.intent, verb_end, request.env)
         if endpoint is None:
             verb, example = _ACTION_EXAMPLES[action]
-            return PlannerOutput(planner=self.name, config=None, error=f"could not tell which endpoint to {verb}: name it after the verb, e.g. '{example}'")
+            return PlannerOutput(
+                planner=self.name, config=None, error=f"could not tell which endpoint to {verb}: name it after the verb, e.g. '{example}'"
+            )
         pinned: dict[str, Any] = {"action": action, "endpoint_name": endpoint}
         if action == "rollback" and (target := _TARGET_CONFIG.search(request.intent)):
             pinned["target_endpoint_config"] = target.group(1)
-        return PlannerOutput(planner=self.name, config=pinned, pinned=sorted(pinned), warnings=_env_warnings(request.intent.lower(), request.env))
+        return PlannerOutput(
+            planner=self.name, config=pinned, pinned=sorted(pinned), warnings=_env_warnings(request.intent.lower(), request.env)
+        )
 
     @staticmethod
     def _parse_rollout(text: str, pinned: dict[str, Any]) -> None:

@@ -19,8 +19,8 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from agentops.settings import Settings
-from tools.sagemaker import ENDPOINT_SWITCH_OPERATIONS, SUCCESS_STATUS
-from tools.sagemaker_aws import AwsCaller, ClientFactory, caller_from_settings
+from tools.sagemaker.aws import AwsCaller, ClientFactory, caller_from_settings
+from tools.sagemaker.calls import ENDPOINT_SWITCH_OPERATIONS, SUCCESS_STATUS
 
 BACKOFF_FACTOR = 1.5
 # Statuses that show SageMaker is acting on an update: only after one of them does "InService on the old
@@ -55,7 +55,7 @@ def rollout_seconds(deployment: dict[str, Any]) -> float:
 
 
 class EndpointWatcher:
-    """graph.context.Watcher for execute mode."""
+    """agentops.ports.Watcher for execute mode."""
 
     def __init__(
         self,
@@ -78,7 +78,9 @@ class EndpointWatcher:
         outcome = WatchOutcome(status="failed")
         seen_update = False
         while True:
-            described = self.aws.call_unless_missing("sagemaker", "describe_endpoint", {"EndpointName": endpoint}, operation="DescribeEndpoint", subject=endpoint)
+            described = self.aws.call_unless_missing(
+                "sagemaker", "describe_endpoint", {"EndpointName": endpoint}, operation="DescribeEndpoint", subject=endpoint
+            )
             outcome.polls += 1
             self._note(outcome, described, self.monotonic() - started)
             seen_update = seen_update or (described is not None and described["EndpointStatus"] in UPDATE_STATUSES)
@@ -94,8 +96,10 @@ class EndpointWatcher:
             waited = self.monotonic() - started
             if waited + delay > timeout:
                 current = outcome.transitions[-1].status
-                outcome.reason = (f"endpoint {endpoint} was still {current} after {waited:.0f} s (watch timeout {timeout:.0f} s); "
-                                  "SageMaker carries on: check it with `aws sagemaker describe-endpoint`")  # fmt: skip
+                outcome.reason = (
+                    f"endpoint {endpoint} was still {current} after {waited:.0f} s (watch timeout {timeout:.0f} s); "
+                    "SageMaker carries on: check it with `aws sagemaker describe-endpoint`"
+                )
                 return outcome.model_dump(mode="json")
             self.sleep(delay)
             delay = min(delay * BACKOFF_FACTOR, self.settings.watch_max_poll_seconds)
@@ -136,24 +140,34 @@ class EndpointWatcher:
         if status == "Failed":
             return "failed", f"endpoint {endpoint} failed: {reason or 'SageMaker gave no reason'}"
         if status == "UpdateRollbackFailed":
-            return "failed", (f"endpoint {endpoint} could not roll back ({reason or 'SageMaker gave no reason'}): it may serve "
-                              "a mix of versions; page the on-call engineer")  # fmt: skip
+            return "failed", (
+                f"endpoint {endpoint} could not roll back ({reason or 'SageMaker gave no reason'}): it may serve "
+                "a mix of versions; page the on-call engineer"
+            )
         if status != "InService":
             return None
         if config == target:
             return SUCCESS_STATUS["rollback" if action == "rollback" else "deploy"], None
         if config == origin and seen_update:
             if action == "rollback":
-                return "failed", f"SageMaker returned endpoint {endpoint} to {origin}: the rollback to {target} did not hold ({reason or 'no reason given'})"
+                return (
+                    "failed",
+                    f"SageMaker returned endpoint {endpoint} to {origin}: the rollback to {target} did not hold ({reason or 'no reason given'})",
+                )
             return "rolled_back", reason
         if config != origin:
-            return "failed", f"endpoint {endpoint} now runs {config}, neither the planned {target} nor the previous {origin}: someone else changed it"
+            return (
+                "failed",
+                f"endpoint {endpoint} now runs {config}, neither the planned {target} nor the previous {origin}: someone else changed it",
+            )
         return None  # InService on the old config, and the update has not shown yet
 
     def _firing(self, alarms: list[str]) -> list[str]:
         if not alarms:
             return []
-        found = self.aws.call("cloudwatch", "describe_alarms", {"AlarmNames": alarms}, operation="DescribeAlarms", subject=", ".join(alarms))
+        found = self.aws.call(
+            "cloudwatch", "describe_alarms", {"AlarmNames": alarms}, operation="DescribeAlarms", subject=", ".join(alarms)
+        )
         return [alarm["AlarmName"] for alarm in found["MetricAlarms"] if alarm["StateValue"] == "ALARM"]
 
     @staticmethod

@@ -11,14 +11,14 @@ from langchain_core.documents import Document
 from langchain_nvidia_ai_endpoints import NVIDIARerank
 
 from agentops.settings import Settings
-from tools.nvidia import Endpoint, MalformedReply, build_client, call
+from tools.nvidia.client import Endpoint, MalformedReply, build_client, call
 
 # More than the policy store ever sends, so the client returns every passage it ranked.
 _RETURN_ALL = 1000
 
 
 class NimReranker:
-    """A `tools.rerank.Reranker`: the endpoint's order, with its logits squashed to 0..1."""
+    """A `tools.retrieval.rerank.Reranker`: the endpoint's order, with its logits squashed to 0..1."""
 
     def __init__(self, endpoint: Endpoint) -> None:
         self.endpoint = endpoint
@@ -29,9 +29,7 @@ class NimReranker:
     def from_settings(cls, settings: Settings) -> NimReranker:
         return cls(Endpoint.from_settings(settings, "reranker"))
 
-    def rerank(
-        self, query: str, passages: Sequence[str], prior_scores: Sequence[float] | None = None
-    ) -> list[tuple[int, float]]:
+    def rerank(self, query: str, passages: Sequence[str], prior_scores: Sequence[float] | None = None) -> list[tuple[int, float]]:
         """The cross-encoder judges the passages itself; the first-stage similarities are not needed."""
         if not passages:
             return []

@@ -1,6 +1,6 @@
 """Execute mode: replays a plan's calls against AWS, looking before it creates anything.
 
-The calls are the ones `tools.sagemaker.lifecycle_calls` builds — the same builder dry-run records — from
+The calls are the ones `tools.sagemaker.calls.lifecycle_calls` builds — the same builder dry-run records — from
 the plan and what runs now. Before each create the executor looks (describe) and skips what exists, so a
 retried or resumed deploy continues where it stopped: names come from the plan id, and the switch of the
 endpoint (CreateEndpoint / UpdateEndpoint) is skipped once the endpoint runs, or is moving to, the plan's
@@ -20,9 +20,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from agentops.errors import AgentOpsError
-from agentops.schemas import DeploymentConfig, EndpointAction, PlanConfig
+from agentops.schemas import Change, DeploymentConfig, EndpointAction, PlanConfig
 from agentops.settings import Settings
-from tools.sagemaker import (
+from tools.sagemaker.aws import AwsCaller, AwsClients, AwsError, ClientFactory, caller_from_settings
+from tools.sagemaker.calls import (
     AFTER_ENDPOINT_OPERATIONS,
     AwsCall,
     EndpointState,
@@ -31,11 +32,10 @@ from tools.sagemaker import (
     lifecycle_calls,
     resource_names,
     rollback_target,
-    validate_calls,
 )
-from tools.sagemaker_aws import AwsCaller, AwsClients, AwsError, ClientFactory, caller_from_settings
-from tools.sagemaker_state import read_endpoint_state
-from tools.sagemaker_watch import EndpointWatcher
+from tools.sagemaker.state import plan_change, read_endpoint_state
+from tools.sagemaker.validation import validate_calls
+from tools.sagemaker.watch import EndpointWatcher
 
 PLACEHOLDER_ROLE_ARN = Settings.model_fields["execution_role_arn"].default
 ROLE_ARN = re.compile(r"^arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]+$")
@@ -107,7 +107,7 @@ def check_execute_ready(settings: Settings, clients: AwsClients) -> None:
 
 
 class SageMakerExecutor:
-    """The execute-mode deployer (graph.context.Deployer)."""
+    """The execute-mode deployer (agentops.ports.Deployer)."""
 
     mode = "execute"
 
@@ -119,6 +119,9 @@ class SageMakerExecutor:
 
     def current(self, endpoint_name: str) -> dict[str, Any]:
         return read_endpoint_state(self.aws, endpoint_name).model_dump(mode="json")
+
+    def change(self, config: PlanConfig, plan_id: str, *, vpc: dict[str, list[str]] | None = None) -> Change:
+        return plan_change(config, plan_id, self.settings, current=read_endpoint_state(self.aws, config.endpoint_name), vpc=vpc)
 
     # --- making the calls --------------------------------------------------------------------------
 
@@ -162,7 +165,9 @@ class SageMakerExecutor:
 
     def finish(self, deployment: dict[str, Any]) -> dict[str, Any]:
         """The calls that needed the endpoint InService: autoscaling and the Model Monitor schedule."""
-        record = self._run([c for c in deployment["calls"] if c["operation"] in AFTER_ENDPOINT_OPERATIONS], done=deployment.get("executed", []))
+        record = self._run(
+            [c for c in deployment["calls"] if c["operation"] in AFTER_ENDPOINT_OPERATIONS], done=deployment.get("executed", [])
+        )
         return deployment | {"executed": record.executed, "created": created(record.executed)}
 
     @staticmethod
@@ -205,7 +210,9 @@ class SageMakerExecutor:
             call = aws_call("sagemaker", "UpdateMonitoringSchedule", {k: v for k, v in call["params"].items() if k != "Tags"})
             operation = call["operation"]
         if operation.startswith(("Delete", "Deregister")):
-            gone = self.aws.call_unless_missing(call["service"], call["method"], call["params"], operation=operation, subject=subject) is None
+            gone = (
+                self.aws.call_unless_missing(call["service"], call["method"], call["params"], operation=operation, subject=subject) is None
+            )
             record.add(call, "gone" if gone else "deleted")
             return
         self.aws.call(call["service"], call["method"], call["params"], operation=operation, subject=subject)

@@ -18,7 +18,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Iterable, Mapping, Sequence
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any, TypedDict
 
 from pydantic import BaseModel, Field, ValidationError
@@ -140,7 +140,7 @@ def day_of(ts: str) -> str:
 def parse_time(text: str) -> datetime:
     """An ISO date or time; one without a zone is UTC."""
     value = datetime.fromisoformat(text)
-    return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 def _digest_hash(digest: Digest) -> str:
@@ -188,7 +188,9 @@ def check_chain(records: Iterable[Mapping[str, Any]]) -> None:
         if record["prev_hash"] != prev_hash:
             raise TamperFound(f"event {seq} does not link to event {seq - 1} (events deleted or reordered?)", seq=seq)
         if record_hash(record) != record["hash"]:
-            raise TamperFound(f"event {seq} ({record['plan_id']} {record['step']}) was changed: its hash does not match its content", seq=seq)
+            raise TamperFound(
+                f"event {seq} ({record['plan_id']} {record['step']}) was changed: its hash does not match its content", seq=seq
+            )
         if record["event_id"] != event_id_for(record["plan_id"], record["step"]):
             raise TamperFound(f"event {seq} has an id that does not belong to its plan and step", seq=seq)
         expected_seq, prev_hash = seq + 1, record["hash"]
@@ -212,7 +214,9 @@ def check_digest_chain(digests: Sequence[Digest]) -> None:
             raise TamperFound(f"digest {n} does not link to digest {n - 1}", digest=n)
         first = previous.last_seq + 1 if previous else 1
         if digest.first_seq != first:
-            raise TamperFound(f"digest {n} starts at event {digest.first_seq}, not at event {first} where digest {n - 1} left off", digest=n)
+            raise TamperFound(
+                f"digest {n} starts at event {digest.first_seq}, not at event {first} where digest {n - 1} left off", digest=n
+            )
         previous = digest
 
 
@@ -227,20 +231,32 @@ def check_store(records: Sequence[Mapping[str, Any]], digests: Sequence[Digest],
     for plan_id, seq, digest in _plans_named(digests, expected_plans):
         if plan_id not in present:
             source = f"digest {digest} records its event {seq}" if digest else "the local log has its events"
-            raise TamperFound(f"plan {plan_id} is missing: {source}, and no event of the plan is left (plan deleted?)", seq=seq, digest=digest)
+            raise TamperFound(
+                f"plan {plan_id} is missing: {source}, and no event of the plan is left (plan deleted?)", seq=seq, digest=digest
+            )
     check_chain(records)
     by_seq = {r["seq"]: r for r in records}
     last = records[-1]["seq"] if records else 0
     for digest in digests:
         n = digest.digest_seq
         if digest.last_seq > last:
-            raise TamperFound(f"the events end at {last}, but digest {n} covers events up to {digest.last_seq} (newest events deleted?)", seq=last + 1, digest=n)
+            raise TamperFound(
+                f"the events end at {last}, but digest {n} covers events up to {digest.last_seq} (newest events deleted?)",
+                seq=last + 1,
+                digest=n,
+            )
         if by_seq[digest.last_seq]["hash"] != digest.head_hash:
-            raise TamperFound(f"event {digest.last_seq} is not the one digest {n} recorded: the chain was rewritten", seq=digest.last_seq, digest=n)
+            raise TamperFound(
+                f"event {digest.last_seq} is not the one digest {n} recorded: the chain was rewritten", seq=digest.last_seq, digest=n
+            )
         for plan_id, head in digest.plans.items():
             record = by_seq.get(head.seq)
             if record is None or record["plan_id"] != plan_id or record["hash"] != head.hash:
-                raise TamperFound(f"event {head.seq} of plan {plan_id} is not the one digest {n} recorded: the chain was rewritten", seq=head.seq, digest=n)
+                raise TamperFound(
+                    f"event {head.seq} of plan {plan_id} is not the one digest {n} recorded: the chain was rewritten",
+                    seq=head.seq,
+                    digest=n,
+                )
 
 
 def _plans_named(digests: Sequence[Digest], expected_plans: Iterable[str]) -> list[tuple[str, int | None, int | None]]:
@@ -262,4 +278,6 @@ def check_mirror(records: Sequence[Mapping[str, Any]], source: Mapping[int, Mapp
         if original is None:
             raise TamperFound(f"event {record['seq']} is not on the local log (added?)", seq=record["seq"])
         if original["hash"] != record["hash"]:
-            raise TamperFound(f"event {record['seq']} differs from the local log's event {record['seq']}: the mirror was rewritten", seq=record["seq"])
+            raise TamperFound(
+                f"event {record['seq']} differs from the local log's event {record['seq']}: the mirror was rewritten", seq=record["seq"]
+            )

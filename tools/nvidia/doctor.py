@@ -7,12 +7,13 @@ is checked as the workflow will use it.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, replace
-from typing import Any, Callable
+from typing import Any
 
 from agentops.errors import AgentOpsError
 from agentops.settings import Settings
-from tools.nvidia import Endpoint, Service, build_client, call
+from tools.nvidia.client import Endpoint, Service, build_client, call
 
 _OFFLINE = {"planner": "rules (offline)", "embeddings": "local hashing (offline)", "reranker": "local BM25 + vector (offline)"}
 

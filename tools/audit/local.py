@@ -1,19 +1,20 @@
 """The append-only, hash-chained audit log in the embedded SQLite database or Postgres: the source of truth.
 
-All events of all plans form one chain (tools/audit_chain.py). Appends are idempotent on
+All events of all plans form one chain (tools/audit/chain.py). Appends are idempotent on
 (plan_id, step): a node that re-runs after a crash or an interrupt writes nothing twice. Digests are
 made here too, in the same transaction as the events they cover, so a digest never disagrees with the
-chain it was cut from; tools/audit_trail.py publishes them to S3 and mirrors events to DynamoDB, using
+chain it was cut from; tools/audit/trail.py publishes them to S3 and mirrors events to DynamoDB, using
 the `audit_sync` table to remember how far each remote copy has been written.
 """
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
-from tools.audit_chain import (  # re-exported: the log's callers import the chain's vocabulary from here
+from tools.audit.chain import (
     GENESIS_HASH,
     AuditEvent,
     Digest,
@@ -25,10 +26,20 @@ from tools.audit_chain import (  # re-exported: the log's callers import the cha
     next_digest,
     parse_digest,
 )
-from tools.database import Connection, Database
+from tools.storage.database import Connection, Database
 
-__all__ = ["GENESIS_HASH", "AuditEvent", "AuditLog", "Digest", "EventRecord", "SqliteAuditLog", "VerifyResult",
-           "canonical_json", "event_hash", "event_id_for"]  # fmt: skip
+__all__ = [
+    "GENESIS_HASH",
+    "AuditEvent",
+    "AuditLog",
+    "Digest",
+    "EventRecord",
+    "SqliteAuditLog",
+    "VerifyResult",
+    "canonical_json",
+    "event_hash",
+    "event_id_for",
+]
 
 LOCAL_STORE = "local log"  # how verification names this store
 
@@ -58,7 +69,7 @@ CREATE TABLE IF NOT EXISTS audit_sync (
 
 
 def _utc_now() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 # Every append and digest holds this lock: one chain head, whatever the number of processes.
@@ -70,7 +81,7 @@ def _record(row: Any) -> EventRecord:
 
 
 class AuditLog:
-    """Implements graph.context.AuditSink on a SQLite file or Postgres (tools/database.Database).
+    """Implements agentops.ports.AuditSink on a SQLite file or Postgres (tools/database.Database).
 
     `digest_every`: after an append leaves this many events no digest covers, a digest is made in the
     same transaction (0: only when `digest()` is called).
@@ -127,8 +138,10 @@ class AuditLog:
         records = [_record(r) for r in conn.execute("SELECT * FROM audit_events WHERE seq > ? ORDER BY seq", (after,)).fetchall()]
         digest = next_digest(previous, records, self.clock())
         if digest:
-            conn.execute("INSERT INTO audit_digests (digest_seq, last_seq, body) VALUES (?, ?, ?)",
-                         (digest.digest_seq, digest.last_seq, digest.body()))  # fmt: skip
+            conn.execute(
+                "INSERT INTO audit_digests (digest_seq, last_seq, body) VALUES (?, ?, ?)",
+                (digest.digest_seq, digest.last_seq, digest.body()),
+            )
         return digest
 
     def digests(self, after: int = 0) -> list[Digest]:
@@ -164,20 +177,11 @@ class AuditLog:
     def mark_synced(self, target: str, seq: int) -> None:
         """Never moves back: two processes syncing at once both end at the furthest point."""
         with self.db.connect() as conn:
-            conn.execute("INSERT INTO audit_sync (target, seq) VALUES (?, ?) "
-                         f"ON CONFLICT (target) DO UPDATE SET seq = {self.db.greatest}(audit_sync.seq, excluded.seq)", (target, seq))  # fmt: skip
-
-    # --- verification --------------------------------------------------------------------------
-
-    def verify(self) -> VerifyResult:
-        """The chain, the local digests, and the events against the digests; the first problem found.
-
-        On its own this cannot see the newest events deleted together with their digests; the locked
-        copy of the digests in S3 can (tools/audit_trail.py, which holds the one implementation).
-        """
-        from tools.audit_trail import AuditTrail  # late: the trail is built on this log
-
-        return AuditTrail(self).verify()
+            conn.execute(
+                "INSERT INTO audit_sync (target, seq) VALUES (?, ?) "
+                f"ON CONFLICT (target) DO UPDATE SET seq = {self.db.greatest}(audit_sync.seq, excluded.seq)",
+                (target, seq),
+            )
 
 
 def _last_digested(conn: Connection) -> int:
@@ -185,4 +189,3 @@ def _last_digested(conn: Connection) -> int:
 
 
 SqliteAuditLog = AuditLog  # the name from before Postgres: same class, a path still selects SQLite
-

@@ -29,19 +29,34 @@ from langgraph.types import Command
 from agentops.errors import AgentOpsError, Conflict, Forbidden, NotFound
 from agentops.guardrails import check_config
 from agentops.intake import check_request
+from agentops.policy import person_key
+from agentops.ports import Dependencies
 from agentops.schemas import Decision, GuardrailReport, PlanSummary
 from agentops.settings import Settings
-from agentops.policy import person_key
-from graph.context import Dependencies
-from graph.runtime import build_dependencies, open_async_checkpointer, open_checkpointer
 from graph.state import PlanState
+from graph.wiring import build_dependencies, open_async_checkpointer, open_checkpointer
 from graph.workflow import build_graph
 from nodes.approval import decisions_in
-from tools.plan_index import SqlitePlanIndex
+from tools.storage.plan_index import SqlitePlanIndex
 
 # The fields of a plan a person or a script reads; state internals (events) stay out.
-_VIEW_FIELDS = ("plan_id", "status", "env", "requester", "intent", "created_at", "expires_at", "config",
-                "change", "pinned", "evidence", "planner", "decision", "deployment", "error")  # fmt: skip
+_VIEW_FIELDS = (
+    "plan_id",
+    "status",
+    "env",
+    "requester",
+    "intent",
+    "created_at",
+    "expires_at",
+    "config",
+    "change",
+    "pinned",
+    "evidence",
+    "planner",
+    "decision",
+    "deployment",
+    "error",
+)
 
 
 def plan_view(state: dict[str, Any]) -> dict[str, Any]:
@@ -196,8 +211,9 @@ class Orchestrator:
             await self._adrive(plan["plan_id"], plan, on_task)
         return await self.ashow(plan["plan_id"])
 
-    async def adecide(self, plan_id: str, approver: str, approved: bool, reason: str = "",
-                      on_task: TaskObserver | None = None) -> dict[str, Any]:  # fmt: skip
+    async def adecide(
+        self, plan_id: str, approver: str, approved: bool, reason: str = "", on_task: TaskObserver | None = None
+    ) -> dict[str, Any]:
         decision = await asyncio.to_thread(self._decision, plan_id, approver, approved, reason)
         # Waits while an earlier step of this plan (its first run, another approver's decision) is still running.
         async with self._drive_lock(plan_id):

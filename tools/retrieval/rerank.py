@@ -12,13 +12,11 @@ from typing import Protocol
 
 from rank_bm25 import BM25Okapi
 
-from tools.embeddings import terms
+from tools.retrieval.embeddings import terms
 
 
 class Reranker(Protocol):
-    def rerank(
-        self, query: str, passages: Sequence[str], prior_scores: Sequence[float] | None = None
-    ) -> list[tuple[int, float]]:
+    def rerank(self, query: str, passages: Sequence[str], prior_scores: Sequence[float] | None = None) -> list[tuple[int, float]]:
         """(index into `passages`, score) pairs, best first.
 
         `prior_scores` are the first-stage similarities (0..1), one per passage. A hybrid reranker blends
@@ -55,9 +53,7 @@ class LexicalReranker:
         self.k1 = k1
         self.b = b
 
-    def rerank(
-        self, query: str, passages: Sequence[str], prior_scores: Sequence[float] | None = None
-    ) -> list[tuple[int, float]]:
+    def rerank(self, query: str, passages: Sequence[str], prior_scores: Sequence[float] | None = None) -> list[tuple[int, float]]:
         if not passages:
             return []
         if prior_scores is not None and len(prior_scores) != len(passages):
@@ -68,7 +64,7 @@ class LexicalReranker:
         else:
             prior = _scaled_to_best(prior_scores)
             w = self.lexical_weight
-            blended = [w * lex + (1.0 - w) * vec for lex, vec in zip(lexical, prior)]
+            blended = [w * lex + (1.0 - w) * vec for lex, vec in zip(lexical, prior, strict=False)]
         # Ties keep the first-stage order (sorted is stable), so equal scores never shuffle arbitrarily.
         return sorted(enumerate(blended), key=lambda pair: pair[1], reverse=True)
 

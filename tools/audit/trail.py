@@ -20,17 +20,17 @@ Verification (`verify`) checks, and names the first thing wrong:
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import datetime, timedelta, timezone
-from typing import Any, Callable, Protocol
+from datetime import UTC, datetime, timedelta
+from typing import Any, Protocol
 
 from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import BaseModel, Field
 
 from agentops.errors import AgentOpsError
 from agentops.settings import Settings
-from tools.audit_chain import (
+from tools.audit.chain import (
     AuditEvent,
     Digest,
     EventRecord,
@@ -41,10 +41,10 @@ from tools.audit_chain import (
     check_store,
     parse_time,
 )
-from tools.audit_dynamodb import DynamoEventStore
-from tools.audit_log import LOCAL_STORE, SqliteAuditLog
-from tools.audit_s3 import S3AuditArchive, S3EventStore
-from tools.sagemaker_aws import AwsClients, one_line
+from tools.audit.dynamodb import DynamoEventStore
+from tools.audit.local import LOCAL_STORE, SqliteAuditLog
+from tools.audit.s3 import S3AuditArchive, S3EventStore
+from tools.sagemaker.aws import AwsClients, one_line
 
 logger = logging.getLogger("agentops.audit")
 
@@ -68,21 +68,26 @@ class SyncReport(BaseModel):
 
 
 def _utc_now() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 class AuditTrail:
-    """Implements graph.context.AuditSink."""
+    """Implements agentops.ports.AuditSink."""
 
-    def __init__(self, log: SqliteAuditLog, mirrors: list[EventMirror] | None = None, archive: S3AuditArchive | None = None,
-                 clock: Callable[[], datetime] = _utc_now):  # fmt: skip
+    def __init__(
+        self,
+        log: SqliteAuditLog,
+        mirrors: list[EventMirror] | None = None,
+        archive: S3AuditArchive | None = None,
+        clock: Callable[[], datetime] = _utc_now,
+    ):
         self.log = log
         self.mirrors = list(mirrors or [])
         self.archive = archive
         self.clock = clock
         # Until a sync succeeds in this process, assume an earlier process left something unwritten.
         self._behind = True
-        self._quiet_until = datetime.min.replace(tzinfo=timezone.utc)
+        self._quiet_until = datetime.min.replace(tzinfo=UTC)
 
     @property
     def _digest_target(self) -> str:
@@ -116,8 +121,9 @@ class AuditTrail:
         self._behind = bool(report.errors)
         return report
 
-    def _catch_up(self, report: SyncReport, target: str, pending: Callable[[int], list[Any]], put: Callable[[Any], bool],
-                  number: Callable[[Any], int]) -> None:  # fmt: skip
+    def _catch_up(
+        self, report: SyncReport, target: str, pending: Callable[[int], list[Any]], put: Callable[[Any], bool], number: Callable[[Any], int]
+    ) -> None:
         report.written[target] = 0
         try:
             for item in pending(self.log.synced(target)):
@@ -146,7 +152,9 @@ class AuditTrail:
                     published = self.archive.digests(warnings)
                     check_digest_chain(published)
                     if len(published) < promised:
-                        raise TamperFound(f"digests {len(published) + 1}–{promised} were published but are not in the bucket", digest=len(published) + 1)
+                        raise TamperFound(
+                            f"digests {len(published) + 1}–{promised} were published but are not in the bucket", digest=len(published) + 1
+                        )
             with _checking(LOCAL_STORE):
                 # Digests before events: an append racing with us can then only add events no digest names.
                 digests = self.log.digests()
@@ -162,11 +170,26 @@ class AuditTrail:
                 with _checking(mirror.name):
                     self._check_mirror(mirror, source, digests, warnings)
         except TamperFound as found:
-            return VerifyResult(ok=False, events=len(records), digests=len(digests), problem=f"{found.store}: {found.problem}",
-                                seq=found.seq, digest=found.digest, store=found.store, stores=self.stores, warnings=warnings)  # fmt: skip
+            return VerifyResult(
+                ok=False,
+                events=len(records),
+                digests=len(digests),
+                problem=f"{found.store}: {found.problem}",
+                seq=found.seq,
+                digest=found.digest,
+                store=found.store,
+                stores=self.stores,
+                warnings=warnings,
+            )
         last_digested = digests[-1].last_seq if digests else 0
-        return VerifyResult(ok=True, events=len(records), digests=len(digests), undigested=len(records) - last_digested,
-                            stores=self.stores, warnings=warnings)  # fmt: skip
+        return VerifyResult(
+            ok=True,
+            events=len(records),
+            digests=len(digests),
+            undigested=len(records) - last_digested,
+            stores=self.stores,
+            warnings=warnings,
+        )
 
     @property
     def stores(self) -> list[str]:
@@ -183,7 +206,9 @@ class AuditTrail:
                 raise TamperFound(f"local digest {n} differs from its locked copy in the bucket (local digests rewritten?)", digest=n)
         unpublished = [d for d in local if d.digest_seq > len(published)]
         if unpublished:
-            warnings.append(f"{len(unpublished)} digest(s) not yet in {self.archive.name if self.archive else 'the bucket'}: run `agentops audit sync`")
+            warnings.append(
+                f"{len(unpublished)} digest(s) not yet in {self.archive.name if self.archive else 'the bucket'}: run `agentops audit sync`"
+            )
         anchor = published + unpublished
         check_digest_chain(anchor)  # the unpublished ones must continue the locked chain
         return anchor

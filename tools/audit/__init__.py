@@ -1,0 +1,1 @@
+"""The tamper-evident audit trail: the hash chain, the local log, and its copies in DynamoDB and S3."""

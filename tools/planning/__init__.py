@@ -1,0 +1,1 @@
+"""Planners that need no model: the deterministic intent reader."""

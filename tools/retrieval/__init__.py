@@ -1,0 +1,1 @@
+"""Policy retrieval: the Chroma policy store, its offline embedding function and the reranker."""

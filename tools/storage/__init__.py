@@ -1,0 +1,1 @@
+"""Storage: the database connection (SQLite or Postgres) and the plan index."""
