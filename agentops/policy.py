@@ -17,6 +17,7 @@ from typing import Literal
 import frontmatter
 from pydantic import BaseModel, ConfigDict, Field, PositiveInt, ValidationError
 
+from agentops.approval import person_key  # noqa: F401  (its home is the approval rules; kept importable here)
 from agentops.errors import AgentOpsError
 
 
@@ -93,12 +94,6 @@ class RuleSource(BaseModel):
 
 
 ANY_PRICED = "any-priced"
-
-
-def person_key(name: str) -> str:
-    """Who a name refers to, for "the approver is never the requester" and "two different approvers":
-    names compare without case or surrounding spaces."""
-    return name.strip().lower()
 
 
 class Policy(BaseModel):

@@ -36,6 +36,13 @@ PlanStatus = Literal[
 TERMINAL_STATUSES: frozenset[str] = frozenset({"blocked", "rejected", "expired", "deployed", "rolled_back", "torn_down", "failed"})
 
 
+# Ceilings on numbers anyone can state (an intent, a constraint, a planner's answer). They sit far above any
+# policy's own limits, so a value beyond the policy is the guardrail's violation, naming its rule; they only keep
+# values no policy could mean (2**64 instances) from reaching the checkpointer, SageMaker or a price sum.
+MAX_INSTANCES = 1000
+MAX_USD_PER_HOUR = 1_000_000.0
+
+
 class DeploymentConfig(BaseModel):
     """A concrete SageMaker real-time endpoint deployment. Unknown fields are refused (typos are errors)."""
 
@@ -45,17 +52,17 @@ class DeploymentConfig(BaseModel):
     model_name: str = Field(description="SageMaker model name (the model and version being deployed).")
     endpoint_name: str = Field(description="SageMaker endpoint name; stable across versions.")
     instance_type: str = Field(examples=["ml.m5.large"])
-    instance_count: int = Field(ge=1)
+    instance_count: int = Field(ge=1, le=MAX_INSTANCES)
     model_data_url: str = Field(description="s3:// URI of model.tar.gz")
     image_uri: str | None = Field(default=None, description="Inference container; the configured default when unset.")
-    autoscaling_min: int | None = Field(default=None, ge=1, description="Defaults to instance_count (no autoscaling).")
-    autoscaling_max: int | None = Field(default=None, ge=1, description="Defaults to instance_count (no autoscaling).")
+    autoscaling_min: int | None = Field(default=None, ge=1, le=MAX_INSTANCES, description="Defaults to instance_count (no autoscaling).")
+    autoscaling_max: int | None = Field(default=None, ge=1, le=MAX_INSTANCES, description="Defaults to instance_count (no autoscaling).")
     rollback_alarms: list[str] = Field(default_factory=list, description="CloudWatch alarms that roll the deployment back.")
     deployment_strategy: Strategy = "all_at_once"
-    canary_percent: int | None = Field(default=None, description="Share of capacity in the canary (canary and linear).")
+    canary_percent: int | None = Field(default=None, ge=1, le=100, description="Share of capacity in the canary (canary and linear).")
     data_capture_percent: int = Field(default=0, ge=0, le=100)
     enable_model_monitor: bool = False
-    budget_usd_per_hour: float | None = Field(default=None, gt=0)
+    budget_usd_per_hour: float | None = Field(default=None, gt=0, le=MAX_USD_PER_HOUR)
 
     @model_validator(mode="after")
     def _autoscaling_defaults_to_fixed_count(self) -> DeploymentConfig:
@@ -123,8 +130,8 @@ class Constraints(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    budget_usd_per_hour: float | None = Field(default=None, gt=0)
-    max_instance_count: int | None = Field(default=None, ge=1)
+    budget_usd_per_hour: float | None = Field(default=None, gt=0, le=MAX_USD_PER_HOUR)
+    max_instance_count: int | None = Field(default=None, ge=1, le=MAX_INSTANCES)
     instance_type: str | None = None
 
 

@@ -14,6 +14,7 @@ from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import StreamingResponse
 
+from agentops.approval import Caller
 from agentops.errors import AgentOpsError, NotFound
 from agentops.policy import person_key
 from agentops.schemas import PlanStatus, PlanSummary
@@ -132,7 +133,8 @@ async def _submit(request: Request, response: Response, body: IntentIn, caller: 
 
 async def _decide(request: Request, response: Response, plan_id: str, body: DecisionIn, caller: Principal) -> PlanAccepted:
     orchestrator = _orchestrator(request)
-    run = _runs(request).start(plan_id, lambda on_task: orchestrator.adecide(plan_id, caller.name, body.approved, body.reason, on_task))
+    approver = Caller(caller.name, caller.roles)  # who decides: the authenticated caller, with the roles it was granted
+    run = _runs(request).start(plan_id, lambda on_task: orchestrator.adecide(plan_id, approver, body.approved, body.reason, on_task))
     return await _answer(request, response, run, plan_id, 200)
 
 
@@ -399,4 +401,4 @@ def audit_verify(request: Request, caller: Principal = Depends(require("viewer")
     responses={200: example({"name": "bob@example.com", "roles": ["approver"], "via": "api_key"}), **errors()},
 )
 def me(caller: Principal = Depends(require("viewer"))) -> PrincipalOut:
-    return PrincipalOut(name=caller.name, roles=sorted(caller.roles), via=caller.via)
+    return PrincipalOut(name=caller.name, display=caller.display, roles=sorted(caller.roles), via=caller.via)

@@ -26,13 +26,14 @@ from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.types import Command
 
-from agentops.errors import AgentOpsError, Conflict, Forbidden, NotFound
+from agentops.approval import APPROVER_ROLES, Answer, Caller, check_answer, check_approver, parse_answer
+from agentops.errors import AgentOpsError, Conflict, NotFound
 from agentops.guardrails import check_config
 from agentops.intake import check_request
-from agentops.policy import person_key
 from agentops.ports import Dependencies
 from agentops.schemas import Decision, GuardrailReport, PlanSummary
 from agentops.settings import Settings
+from graph.context import run_config
 from graph.state import PlanState
 from graph.wiring import build_dependencies, open_async_checkpointer, open_checkpointer
 from graph.workflow import build_graph
@@ -128,7 +129,7 @@ class Orchestrator:
         routing (re-plan rounds included), run on a throwaway in-memory checkpointer and stopped before
         its first write — the audit node."""
         state = self.new_plan(intent, env, requester, constraints)
-        config = self._thread(state["plan_id"])
+        config = self._thread(state["plan_id"], _requester(state))
         dry_graph = build_graph(InMemorySaver(), interrupt_before=["audit"])
         dry_graph.invoke(state, config, context=self.deps)
         # The throwaway run's id names nothing that exists: leave it out rather than invite `show` on it.
@@ -141,7 +142,7 @@ class Orchestrator:
 
     def run(self, intent: str, env: str, requester: str, constraints: dict[str, Any] | None = None) -> dict[str, Any]:
         state = self.new_plan(intent, env, requester, constraints)
-        self.graph.invoke(state, self._thread(state["plan_id"]), context=self.deps)
+        self.graph.invoke(state, self._thread(state["plan_id"], _requester(state)), context=self.deps)
         return self.show(state["plan_id"])
 
     def show(self, plan_id: str) -> dict[str, Any]:
@@ -154,9 +155,12 @@ class Orchestrator:
     def plans(self, status: str | None = None, env: str | None = None, limit: int = 100, requester: str | None = None) -> list[PlanSummary]:
         return self.index.list(status=status, env=env, requester=requester, limit=limit)
 
-    def decide(self, plan_id: str, approver: str, approved: bool, reason: str = "") -> dict[str, Any]:
+    def decide(self, plan_id: str, approver: str | Caller, approved: bool, reason: str = "") -> dict[str, Any]:
+        """`approver` is the authenticated caller; a plain name is the local operator of the CLI, who holds the
+        database and so every role (agentops approve --as NAME)."""
+        approver = _as_approver(approver)
         decision = self._decision(plan_id, approver, approved, reason)
-        config = self._thread(plan_id)
+        config = self._thread(plan_id, approver)
         with self._exclusive(plan_id):
             try:
                 command = self._claim(plan_id, decision, self.graph.get_state(config).next)
@@ -183,10 +187,10 @@ class Orchestrator:
         config = self._thread(plan_id)
         with self._exclusive(plan_id):
             for _ in range(_MAX_RESUME_STEPS):
-                graph_input = self._next_input(plan_id, self.graph.get_state(config))
+                graph_input, decided_by = self._next_input(plan_id, self.graph.get_state(config))
                 if graph_input is _WAITS_FOR_A_HUMAN:
                     break
-                self.graph.invoke(graph_input, config, context=self.deps)
+                self.graph.invoke(graph_input, self._thread(plan_id, decided_by), context=self.deps)
         return self.show(plan_id)
 
     def recover(self) -> list[str]:
@@ -208,12 +212,13 @@ class Orchestrator:
     async def arun(self, plan: PlanState, on_task: TaskObserver | None = None) -> dict[str, Any]:
         """Run a plan made by `new_plan` until it pauses or ends."""
         async with self._drive_lock(plan["plan_id"]):
-            await self._adrive(plan["plan_id"], plan, on_task)
+            await self._adrive(plan["plan_id"], plan, on_task, _requester(plan))
         return await self.ashow(plan["plan_id"])
 
     async def adecide(
-        self, plan_id: str, approver: str, approved: bool, reason: str = "", on_task: TaskObserver | None = None
+        self, plan_id: str, approver: str | Caller, approved: bool, reason: str = "", on_task: TaskObserver | None = None
     ) -> dict[str, Any]:
+        approver = _as_approver(approver)
         decision = await asyncio.to_thread(self._decision, plan_id, approver, approved, reason)
         # Waits while an earlier step of this plan (its first run, another approver's decision) is still running.
         async with self._drive_lock(plan_id):
@@ -223,7 +228,7 @@ class Orchestrator:
             except RequestExpired:
                 await self._adrive(plan_id, _EXPIRED, on_task)
                 raise
-            await self._adrive(plan_id, command, on_task)
+            await self._adrive(plan_id, command, on_task, approver)
         return await self.ashow(plan_id)
 
     async def aexpire_overdue(self, on_task: TaskObserver | None = None) -> list[str]:
@@ -239,10 +244,10 @@ class Orchestrator:
         async with self._drive_lock(plan_id):
             for _ in range(_MAX_RESUME_STEPS):
                 snapshot = await self.graph.aget_state(self._thread(plan_id))
-                graph_input = await asyncio.to_thread(self._next_input, plan_id, snapshot)
+                graph_input, decided_by = await asyncio.to_thread(self._next_input, plan_id, snapshot)
                 if graph_input is _WAITS_FOR_A_HUMAN:
                     break
-                await self._adrive(plan_id, graph_input, on_task)
+                await self._adrive(plan_id, graph_input, on_task, decided_by)
         return await self.ashow(plan_id)
 
     async def arecover(self, on_task: TaskObserver | None = None) -> list[str]:
@@ -259,9 +264,10 @@ class Orchestrator:
         await self.aexpire_overdue(on_task)
         return await asyncio.to_thread(self.index.list, status="pending_approval")
 
-    async def _adrive(self, plan_id: str, graph_input: Any, on_task: TaskObserver | None) -> None:
+    async def _adrive(self, plan_id: str, graph_input: Any, on_task: TaskObserver | None, caller: Caller | None = None) -> None:
         # stream_mode="tasks" reports each node as it starts and ends: progress for whoever follows the run.
-        async for event in self.graph.astream(graph_input, self._thread(plan_id), context=self.deps, stream_mode="tasks"):
+        config = self._thread(plan_id, caller)
+        async for event in self.graph.astream(graph_input, config, context=self.deps, stream_mode="tasks"):
             if on_task is not None:
                 on_task(plan_id, event)
 
@@ -295,26 +301,20 @@ class Orchestrator:
         required = self.deps.policy.approval.approvers_for(view["env"]) if view.get("requires_approval") else 0
         return view | {"approvers_required": required, "waiting_for": list(snapshot.next)}
 
-    def _decision(self, plan_id: str, approver: str, approved: bool, reason: str) -> Decision:
-        """Who decides what, checked against the plan's row: everything that can be refused before the claim."""
-        approver = (approver or "").strip()
-        if not approver:
-            raise AgentOpsError("say who decides (--as)")
-        if not approved and not reason.strip():
-            raise AgentOpsError("a rejection needs a reason (--reason)")
+    def _decision(self, plan_id: str, approver: Caller, approved: bool, reason: str) -> Decision:
+        """Everything that can be refused before the claim, by the approval node's own rules (agentops/approval.py),
+        checked against the plan's row so a refusal is an answer and not a spent slot."""
+        check_answer(parse_answer({"approved": approved, "reason": reason}))
         summary = self.index.get(plan_id)
         if summary is None:
             raise NotFound(f"no plan with id '{plan_id}'")
-        if person_key(summary.requester) == person_key(approver):
-            raise Forbidden(f"{approver} requested plan {plan_id} and cannot decide on it")
         if summary.status == "expired":
             raise RequestExpired(f"the approval request for plan {plan_id} expired at {summary.expires_at:%Y-%m-%d %H:%M} UTC")
         if summary.status != "pending_approval":
             raise Conflict(f"plan {plan_id} is {summary.status}, not waiting for approval")
-        if any(person_key(d.approver) == person_key(approver) for d in self.index.decisions(plan_id)):
-            required = self.deps.policy.approval.approvers_for(summary.env)
-            raise Conflict(f"{approver} has approved plan {plan_id} already; it needs {required} different approvers")
-        return Decision(approved=approved, approver=approver, reason=reason.strip())
+        earlier = [d.approver for d in self.index.decisions(plan_id)]
+        check_approver(plan_id, summary.requester, approver, earlier, self.deps.policy.approval.approvers_for(summary.env))
+        return Decision(approved=approved, approver=approver.identity, reason=reason.strip())
 
     def _claim(self, plan_id: str, decision: Decision, waiting_for: tuple[str, ...]) -> Command:
         """Record the decision in the index (one winner per slot); the command that resumes the run with it.
@@ -333,7 +333,7 @@ class Orchestrator:
         if self.index.decide(plan_id, decision, now, self.deps.policy.approval.approvers_for(summary.env)) is None:
             current = self.index.get(plan_id)
             raise Conflict(f"plan {plan_id} is {current.status if current else 'gone'}: it was decided already")
-        return Command(resume=decision.model_dump(mode="json"))
+        return Command(resume=_answer(decision))
 
     def _claim_expiries(self) -> list[str]:
         """Claim every overdue request's expiry in the index (one winner each); the ids this call claimed."""
@@ -343,24 +343,44 @@ class Orchestrator:
     def _unfinished(self) -> list[str]:
         return [row.plan_id for status in UNFINISHED_STATUSES for row in self.index.list(status=status, limit=10_000)]
 
-    def _next_input(self, plan_id: str, snapshot: Any) -> Any:
-        """What moves a stopped run on: None (continue from the checkpoint), the index's next stored
-        decision or expiry for a run paused at approval, or _WAITS_FOR_A_HUMAN when nothing should."""
+    def _next_input(self, plan_id: str, snapshot: Any) -> tuple[Any, Caller | None]:
+        """What moves a stopped run on, and who: None (continue from the checkpoint), the index's next stored
+        decision (by its approver, checked when it was claimed) or expiry for a run paused at approval, or
+        _WAITS_FOR_A_HUMAN when nothing should."""
         if not snapshot.values:
             raise NotFound(f"no plan with id '{plan_id}'")
         if not snapshot.next:
-            return _WAITS_FOR_A_HUMAN  # ended: nothing to continue
+            return _WAITS_FOR_A_HUMAN, None  # ended: nothing to continue
         if "approval" not in snapshot.next:
-            return None  # died mid-run (planning, deploying): the nodes redo their step idempotently
+            return None, None  # died mid-run (planning, deploying): the nodes redo their step idempotently
         stored = self.index.decisions(plan_id)
         seen = len(decisions_in(snapshot.values))
         if len(stored) > seen:
-            return Command(resume=stored[seen].model_dump(mode="json"))
+            return Command(resume=_answer(stored[seen])), _as_approver(stored[seen].approver)
         summary = self.index.get(plan_id)
         if summary is not None and summary.status == "expired":
-            return _EXPIRED
-        return _WAITS_FOR_A_HUMAN
+            return _EXPIRED, None
+        return _WAITS_FOR_A_HUMAN, None
 
     @staticmethod
-    def _thread(plan_id: str) -> dict[str, Any]:
-        return {"configurable": {"thread_id": plan_id}}
+    def _thread(plan_id: str, caller: Caller | None = None) -> dict[str, Any]:
+        return run_config(plan_id, caller)
+
+
+def _as_approver(who: str | Caller) -> Caller:
+    # A plain name comes from the local operator (the CLI), who holds the database and so every role.
+    if isinstance(who, Caller):
+        return who
+    if not (who or "").strip():
+        raise AgentOpsError("say who decides (--as)")
+    return Caller(who.strip(), APPROVER_ROLES)
+
+
+def _requester(plan: PlanState) -> Caller:
+    """The caller who starts a plan's run: `new_plan`'s requester, from the front end's authentication."""
+    return Caller(plan["requester"], frozenset({"requester"}))
+
+
+def _answer(decision: Decision) -> dict[str, Any]:
+    """The resume value: what was decided and why, nothing about who or when (agentops/approval.py)."""
+    return Answer(approved=decision.approved, reason=decision.reason).model_dump()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from agentops.approval import Caller
 from agentops.errors import AgentOpsError
 from agentops.ports import Dependencies
 
@@ -23,3 +24,23 @@ def dependencies_of(runtime: Any) -> Dependencies:
     if not isinstance(context, Dependencies):
         raise MissingDependencies("this run has no dependencies: pass context=Dependencies(...) (graph/wiring.py builds them)")
     return context
+
+
+# Where a run carries the authenticated caller: the key LangGraph Server itself fills from its auth hook
+# (api/langgraph_auth.py) and refuses from clients; the service fills it from its own authentication.
+AUTH_USER = "langgraph_auth_user"
+AUTH_PERMISSIONS = "langgraph_auth_permissions"
+
+
+def caller_of(config: Any) -> Caller | None:
+    """The authenticated person driving this run (None when nobody authenticated it)."""
+    configurable = (config or {}).get("configurable") or {}
+    return Caller.from_user(configurable.get(AUTH_USER), configurable.get(AUTH_PERMISSIONS))
+
+
+def run_config(thread_id: str, caller: Caller | None = None) -> dict[str, Any]:
+    """A run's config: its thread, and the authenticated caller driving it (if any)."""
+    configurable: dict[str, Any] = {"thread_id": thread_id}
+    if caller is not None:
+        configurable[AUTH_USER] = caller.as_user()
+    return {"configurable": configurable}

@@ -34,7 +34,7 @@ from langgraph.graph.state import CompiledStateGraph
 from langgraph.runtime import Runtime
 
 from agentops.ports import Dependencies
-from graph.state import PlanState
+from graph.state import PlanInput, PlanOutput, PlanState
 from nodes.approval import approval
 from nodes.audit import audit
 from nodes.deploy import deploy
@@ -106,7 +106,8 @@ def build_graph(
 
     No context_schema: LangGraph Server builds the declared schema from the JSON a client sends, and
     Dependencies holds live objects."""
-    builder = StateGraph(PlanState)
+    # Input narrower than the state: a run may say what to deploy, never what the nodes decide (graph/state.py).
+    builder = StateGraph(PlanState, input_schema=PlanInput, output_schema=PlanOutput)
     for name, node in NODES.items():
         builder.add_node(name, node if default_context is None else with_default_context(node, default_context))
 

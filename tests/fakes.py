@@ -9,10 +9,12 @@ from typing import Any
 import pytest
 from langgraph.runtime import Runtime
 
+from agentops.approval import Caller
 from agentops.policy import Policy
 from agentops.ports import Dependencies, PlannerOutput, PlanRequest
 from agentops.schemas import Change, DeploymentConfig, Evidence
 from agentops.settings import PROJECT_ROOT, Settings
+from graph.context import run_config
 from tools.sagemaker.state import plan_change
 
 FIXED_NOW = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
@@ -146,3 +148,9 @@ def wait_until(condition, timeout: float = 30.0, what: str = "the condition"):
         if time.monotonic() > deadline:
             pytest.fail(f"timed out after {timeout:.0f} s waiting for {what}")
         time.sleep(0.02)
+
+
+def as_caller(thread_id: str, identity: str, *roles: str) -> dict[str, Any]:
+    """A run's config driven by an authenticated `identity` holding `roles` (default: approver), as the
+    service and LangGraph Server pass it (graph/context.py)."""
+    return run_config(thread_id, Caller(identity, frozenset(roles or ("approver",))))
