@@ -6,7 +6,9 @@ the deterministic planner and dry-run deployment.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 from functools import cached_property
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -142,13 +144,20 @@ class Settings(BaseSettings):
 
     @cached_property
     def state_dir(self) -> Path:
+        """The state directory, created private (0700: it holds every plan, decision and key hash). A directory
+        that exists already is the owner's choice and is left as it is."""
         path = self.home.expanduser().resolve()
-        path.mkdir(parents=True, exist_ok=True)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            path.mkdir(mode=0o700)
+            path.chmod(0o700)  # mkdir's mode passes through the umask
+        except FileExistsError:
+            pass
         return path
 
     @property
     def checkpoint_db(self) -> Path:
-        return self.state_dir / "checkpoints.sqlite"
+        return private_file(self.state_dir / "checkpoints.sqlite")
 
     @property
     def database(self) -> Path | str:
@@ -158,8 +167,16 @@ class Settings(BaseSettings):
     @property
     def app_db(self) -> Path:
         """Plan index and audit log."""
-        return self.state_dir / "agentops.sqlite"
+        return private_file(self.state_dir / "agentops.sqlite")
 
     @property
     def chroma_dir(self) -> Path:
         return self.state_dir / "chroma"
+
+
+def private_file(path: Path) -> Path:
+    """`path`, created empty and readable by its owner only (0600) if it does not exist yet. SQLite accepts an
+    empty file as a new database, and gives its -wal and -shm files the database file's mode."""
+    with contextlib.suppress(FileExistsError):
+        os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+    return path

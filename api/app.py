@@ -77,12 +77,14 @@ def create_app(settings: Settings, *, clock: Callable[[], datetime] | None = Non
                     task.cancel()
                 await asyncio.gather(*background, return_exceptions=True)
 
-    app = FastAPI(title="AgentOps", version="0.1.0", description=DESCRIPTION, lifespan=lifespan)
+    # /docs is api/ops.py's own page (local assets, no inline script); ReDoc would load from a CDN: off.
+    app = FastAPI(title="AgentOps", version="0.1.0", description=DESCRIPTION, lifespan=lifespan, docs_url=None, redoc_url=None)
     app.state.settings, app.state.metrics, app.state.auth = settings, metrics, auth
     app.state.audit_log, app.state.verify_audit = _audit(settings)
     errors.install(app)
     app.include_router(routes.router)
     app.include_router(ops.router)
+    app.mount("/static/swagger", StaticFiles(directory=ops.SWAGGER_DIR), name="swagger")  # before /static, which would take it
     app.mount("/static", StaticFiles(directory=ops.STATIC_DIR), name="static")
     # Added innermost first: metrics see every answer, including the body limit's 413.
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)

@@ -50,9 +50,14 @@ DEV_IDENTITIES: dict[str, list[str]] = {
 
 @dataclass(frozen=True)
 class Principal:
-    name: str
+    name: str  # the identity: what plans record as requester/approver and separation of duties compares
     roles: frozenset[str]
     via: Literal["api_key", "oidc"]
+    display: str = ""  # for people to read only (an OIDC user's verified email); never compared
+
+    def __post_init__(self) -> None:
+        if not self.display:
+            object.__setattr__(self, "display", self.name)
 
     def can(self, role: Role) -> bool:
         return "admin" in self.roles or role in self.roles or (role == "viewer" and bool(self.roles))
@@ -148,12 +153,21 @@ def _write(path: Path, keys: KeyFile) -> None:
 
 class OidcVerifier:
     """Checks a JWT's signature against the issuer's JWKS (fetched and cached by PyJWKClient), its issuer,
-    audience (when configured) and expiry; names the caller from a claim and reads roles from another."""
+    audience and expiry; reads roles from a claim.
+
+    A person is `issuer + sub` whatever the token type (access or ID token): the one claim an issuer
+    promises never to reassign. Names and emails change and can be chosen, so they are for display only,
+    and an email only once the issuer says it is verified. An audience is required: without one, a token
+    issued to any other client of the same issuer would be accepted here."""
 
     ALGORITHMS = ["RS256", "RS384", "RS512", "ES256", "ES384"]
 
     def __init__(self, settings: Settings):
         assert settings.oidc_issuer
+        if not settings.oidc_audience:
+            raise AgentOpsError(
+                "AGENTOPS_OIDC_AUDIENCE is required with AGENTOPS_OIDC_ISSUER: set it to this service's client id at the identity provider"
+            )
         self.issuer = settings.oidc_issuer
         self.audience = settings.oidc_audience
         self.roles_claim = settings.oidc_roles_claim
@@ -178,14 +192,29 @@ class OidcVerifier:
                 algorithms=self.ALGORITHMS,
                 issuer=self.issuer,
                 audience=self.audience,
-                options={"require": ["exp", "iss"], "verify_aud": self.audience is not None},
+                options={"require": ["exp", "iss", "sub", "aud"], "verify_aud": True},
             )
         except jwt.InvalidTokenError as exc:
             raise _unauthorized(f"bearer token not accepted: {exc}") from None
-        name = claims.get(self.name_claim) or claims.get("sub")
-        if not isinstance(name, str) or not name.strip():
-            raise _unauthorized(f"bearer token names nobody (no '{self.name_claim}' or 'sub' claim)")
-        return Principal(name.strip(), frozenset(_roles(claims.get(self.roles_claim))), "oidc")
+        subject = claims.get("sub")
+        if not isinstance(subject, str) or not subject.strip():
+            raise _unauthorized("bearer token names nobody (no 'sub' claim)")
+        return Principal(
+            oidc_identity(self.issuer, subject), frozenset(_roles(claims.get(self.roles_claim))), "oidc", self._display(claims)
+        )
+
+    def _display(self, claims: dict[str, Any]) -> str:
+        """What people read: the configured claim; an email only if the issuer verified it."""
+        value = claims.get(self.name_claim)
+        emailish = self.name_claim == "email" or (isinstance(value, str) and "@" in value)
+        if emailish and value is not None and claims.get("email_verified") is not True:
+            raise _unauthorized(f"bearer token's {self.name_claim} is not verified (email_verified is not true)")
+        return value.strip() if isinstance(value, str) and value.strip() else claims["sub"]
+
+
+def oidc_identity(issuer: str, subject: str) -> str:
+    """The one identity of an OIDC user: issuer and subject (an email or name could be anyone's tomorrow)."""
+    return f"{issuer.rstrip('/')}#{subject.strip()}"
 
 
 def _roles(claim: Any) -> list[str]:

@@ -1,7 +1,9 @@
 """The HTTP API's request and response shapes, with the examples OpenAPI shows.
 
 Requests reuse the domain's shapes and tighten them for the open network (lengths, finite numbers);
-unknown fields are refused, so a typo is an error and not silently ignored.
+unknown fields are refused, so a typo is an error and not silently ignored. Strict: a value of the wrong
+JSON type is refused, never converted (`"yes"` is not true, `"5"` is not 5), and numbers are bounded by
+what a deployment could mean (agentops.schemas MAX_INSTANCES, MAX_USD_PER_HOUR), not by the machine.
 """
 
 from __future__ import annotations
@@ -12,18 +14,18 @@ from typing import Annotated, Any
 from fastapi import Path
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
+from agentops.approval import MAX_REASON_CHARS
 from agentops.intake import MAX_INTENT_CHARS, MAX_REQUESTER_CHARS
-from agentops.schemas import Change, Constraints, Decision, Evidence, PlanStatus, Verdict
+from agentops.schemas import MAX_INSTANCES, MAX_USD_PER_HOUR, Change, Constraints, Decision, Evidence, PlanStatus, Verdict
 
 PLAN_ID_EXAMPLE = "5d0c6a1f4b6e4f0e9a7c2d1b3e8f9a10"
 PlanId = Annotated[
     str, Path(pattern=r"^[A-Za-z0-9_-]{1,64}$", description="The plan's id (its LangGraph thread id).", examples=[PLAN_ID_EXAMPLE])
 ]
-MAX_REASON_CHARS = 1000
 
 
 class Input(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     @model_validator(mode="before")
     @classmethod
@@ -43,8 +45,8 @@ class Input(BaseModel):
 class ConstraintsIn(Constraints, Input):
     """The requester's own limits (they only tighten policy), bounded for the open network."""
 
-    budget_usd_per_hour: float | None = Field(default=None, gt=0, le=1_000_000, description="Your own limit, $/hour at peak.")
-    max_instance_count: int | None = Field(default=None, ge=1, le=1000)
+    budget_usd_per_hour: float | None = Field(default=None, gt=0, le=MAX_USD_PER_HOUR, description="Your own limit, $/hour at peak.")
+    max_instance_count: int | None = Field(default=None, ge=1, le=MAX_INSTANCES)
     instance_type: str | None = Field(default=None, min_length=1, max_length=64, examples=["ml.g5.xlarge"])
 
 
@@ -75,7 +77,7 @@ class SeedIntentIn(IntentIn):
 class DecisionIn(Input):
     model_config = ConfigDict(json_schema_extra={"examples": [{"approved": True, "reason": "capacity and cost reviewed"}]})
 
-    approved: bool
+    approved: bool = Field(description='A JSON boolean: true approves, false rejects ("yes", 1 or "true" are refused).')
     reason: str = Field(default="", max_length=MAX_REASON_CHARS, description="Why; required for a rejection.")
 
 
@@ -150,7 +152,8 @@ class DecisionsOut(BaseModel):
 
 
 class PrincipalOut(BaseModel):
-    name: str
+    name: str = Field(description="Your identity, as plans record you: an API key's name, or an OIDC issuer#subject.")
+    display: str = Field(description="For reading only: an OIDC user's verified email, or the name again.")
     roles: list[str]
     via: str
 

@@ -135,7 +135,7 @@ def test_each_role_may_do_its_part_and_no_more(api):
     own = admin.submit().json()["plan_id"]
     assert_refused(admin.decide(own), 403, "forbidden", "admin@example.com requested plan")
     assert admin.decide(plan_id).json()["decision"]["approver"] == ADMIN
-    assert api(BOB).http.get("/me").json() == {"name": BOB, "roles": ["approver"], "via": "api_key"}
+    assert api(BOB).http.get("/me").json() == {"name": BOB, "display": BOB, "roles": ["approver"], "via": "api_key"}
 
 
 def test_x_api_key_header_works_too(api):

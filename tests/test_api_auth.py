@@ -49,6 +49,7 @@ def test_keys_from_the_environment_work_like_the_file(settings, live_server):
     url = live_server(create_app(configured))
     assert httpx.get(f"{url}/me", headers={"Authorization": f"Bearer {key}"}).json() == {
         "name": "ci-bot",
+        "display": "ci-bot",
         "roles": ["viewer"],
         "via": "api_key",
     }
@@ -75,7 +76,7 @@ def test_agentops_keys_add_prints_a_key_the_running_service_accepts(settings, st
     key = added.stdout.strip().splitlines()[-1]
     assert key.startswith("ak_") and key not in settings.api_keys_path.read_text()
     me = httpx.get(f"{url}/me", headers={"Authorization": f"Bearer {key}"}).json()
-    assert me == {"name": "erin@example.com", "roles": ["approver", "viewer"], "via": "api_key"}
+    assert me == {"name": "erin@example.com", "display": "erin@example.com", "roles": ["approver", "viewer"], "via": "api_key"}
 
     bad = subprocess.run([AGENTOPS, "keys", "add", "x", "--role", "root"], env=env, capture_output=True, text=True, timeout=60)
     assert bad.returncode == 1 and "roles" in bad.stderr and "Traceback" not in bad.stderr
@@ -123,11 +124,13 @@ class Jwks:
             "aud": AUDIENCE,
             "sub": "u-123",
             "email": "olivia@example.com",
+            "email_verified": True,
             "cognito:groups": ["approver"],
             "iat": now,
             "exp": now + 600,
         }
-        return jwt.encode(base | claims, key or self.private, algorithm="RS256", headers={"kid": "test-key"})
+        merged = {k: v for k, v in (base | claims).items() if v is not None}  # None: leave the claim out
+        return jwt.encode(merged, key or self.private, algorithm="RS256", headers={"kid": "test-key"})
 
 
 @pytest.fixture
@@ -150,18 +153,48 @@ def sso(settings, live_server, idp):
     return call
 
 
+OLIVIA = f"{ISSUER.rstrip('/')}#u-123"  # an OIDC person is issuer + subject; the email is only shown
+
+
 def test_a_token_from_the_identity_provider_signs_in_with_its_roles(sso, idp):
-    assert sso("GET", "/me", idp.token()).json() == {"name": "olivia@example.com", "roles": ["approver"], "via": "oidc"}
+    me = sso("GET", "/me", idp.token()).json()
+    assert me == {"name": OLIVIA, "display": "olivia@example.com", "roles": ["approver"], "via": "oidc"}
 
 
 def test_an_sso_approver_decides_a_plan_a_key_holder_requested(sso, idp):
     created = sso("POST", "/plans", sso.keys["alice@example.com"], json={"intent": PROD_INTENT, "env": "prod"})
     plan_id = created.json()["plan_id"]
     decided = sso("POST", f"/plans/{plan_id}/decisions", idp.token(), json={"approved": True, "reason": "ok via SSO"})
-    assert decided.status_code == 202 and decided.json()["decision"]["approver"] == "olivia@example.com"
+    assert decided.status_code == 202 and decided.json()["decision"]["approver"] == OLIVIA
     own = sso("POST", "/plans", idp.token(**{"cognito:groups": ["requester", "approver"]}), json={"intent": PROD_INTENT, "env": "prod"})
     refused = sso("POST", f"/plans/{own.json()['plan_id']}/decisions", idp.token(), json={"approved": True})
-    assert refused.status_code == 403 and "olivia@example.com requested plan" in refused.json()["message"]
+    assert refused.status_code == 403 and f"{OLIVIA} requested" in refused.json()["message"]
+
+
+def test_an_access_token_and_an_id_token_of_one_person_are_one_person(sso, idp):
+    # The access token names no email; the ID token does. Both are the same subject of the same issuer.
+    access = idp.token(token_use="access", email=None, email_verified=None, **{"cognito:groups": ["requester"]})
+    id_token = idp.token(token_use="id", **{"cognito:groups": ["approver"]})
+    plan_id = sso("POST", "/plans", access, json={"intent": PROD_INTENT, "env": "prod"}).json()["plan_id"]
+    refused = sso("POST", f"/plans/{plan_id}/decisions", id_token, json={"approved": True, "reason": "me again"})
+    assert refused.status_code == 403, refused.text
+    assert sso("GET", f"/plans/{plan_id}", id_token).json()["status"] == "pending_approval"
+
+
+@pytest.mark.parametrize("verified", [False, None, "true"])
+def test_an_unverified_email_is_refused(sso, idp, verified):
+    response = sso("GET", "/me", idp.token(email_verified=verified))
+    assert response.status_code == 401 and "not verified" in response.json()["message"]
+
+
+def test_a_token_without_an_audience_is_401(sso, idp):
+    response = sso("GET", "/me", idp.token(aud=None))
+    assert response.status_code == 401 and "aud" in response.json()["message"].lower()
+
+
+def test_oidc_without_an_audience_does_not_start(settings):
+    with pytest.raises(AgentOpsError, match="AGENTOPS_OIDC_AUDIENCE is required"):
+        create_app(Settings(home=settings.home, _env_file=None, oidc_issuer=ISSUER, oidc_jwks_url="http://127.0.0.1:9/jwks.json"))
 
 
 @pytest.mark.parametrize(

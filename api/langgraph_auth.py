@@ -1,0 +1,53 @@
+"""Authentication for LangGraph Server (`langgraph dev`, LangGraph Studio, the LangGraph SDK): the same API
+keys and OIDC tokens as the HTTP service (api/auth.py), wired in through `auth` in langgraph.json.
+
+LangGraph Server puts the user this returns into every run's `configurable["langgraph_auth_user"]` and
+refuses that key from clients, so the graph's nodes read the caller from there (graph/context.py
+`caller_of`): the intake node takes the requester from it, the approval node the approver. The rules
+themselves (roles, separation of duties) are the approval node's, the same for every entry point.
+
+Studio's own sign-in (LangSmith) is switched off in langgraph.json (`disable_studio_auth`): it would
+let any run in as a "studio user" with no AgentOps identity. Studio then sends an API key like any client.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Any
+
+from langgraph_sdk import Auth
+
+from agentops.approval import APPROVER_ROLES, REQUESTER_ROLES
+from agentops.settings import Settings
+from api.auth import Authenticator
+from api.errors import ApiError
+
+auth = Auth()
+
+
+@lru_cache(maxsize=1)
+def _authenticator() -> Authenticator:
+    return Authenticator(Settings())
+
+
+@auth.authenticate
+async def authenticate(headers: dict[bytes, bytes]) -> Auth.types.MinimalUserDict:
+    header = headers.get(b"authorization", b"").decode("latin-1").strip()
+    scheme, _, token = header.partition(" ")
+    credential = token.strip() if scheme.lower() == "bearer" else None
+    credential = credential or headers.get(b"x-api-key", b"").decode("latin-1").strip() or None
+    try:
+        principal = await _authenticator().identify(credential)
+    except ApiError as exc:
+        raise Auth.exceptions.HTTPException(status_code=exc.status, detail=exc.message) from None
+    if not principal.roles:
+        raise Auth.exceptions.HTTPException(status_code=403, detail=f"{principal.name} has no AgentOps role")
+    return {"identity": principal.name, "display_name": principal.display, "permissions": sorted(principal.roles)}
+
+
+@auth.on.threads.create_run
+async def on_run(ctx: Auth.types.AuthContext, value: dict[str, Any]) -> None:
+    """Runs (a new plan, or a decision resuming one) need a role that runs plans: viewers only read. Who may
+    request and who may decide on which plan is the graph's to say (intake and approval nodes)."""
+    if not set(ctx.permissions) & (REQUESTER_ROLES | APPROVER_ROLES):
+        raise Auth.exceptions.HTTPException(status_code=403, detail=f"{ctx.user.identity} may read plans, not run them")
