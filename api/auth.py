@@ -240,14 +240,24 @@ class Authenticator:
         self.oidc = OidcVerifier(settings) if settings.oidc_issuer else None
 
     async def identify(self, credential: str | None) -> Principal:
+        if self.oidc is not None and not self._is_key(credential):
+            return await asyncio.to_thread(self.identify_blocking, credential)  # it may fetch the JWKS
+        return self.identify_blocking(credential)
+
+    def identify_blocking(self, credential: str | None) -> Principal:
+        """`identify` for callers off the event loop (LangGraph Server's auth hook, api/langgraph_auth.py)."""
         if not credential:
             raise _unauthorized("no credentials: send 'Authorization: Bearer <API key or token>' or 'X-API-Key: <API key>'")
-        if credential.startswith(KEY_PREFIX) or self.oidc is None or credential.count(".") != 2:
+        if self.oidc is None or self._is_key(credential):
             principal = self._current_keys().identify(credential)
             if principal is None:
                 raise _unauthorized("unknown API key")
             return principal
-        return await asyncio.to_thread(self.oidc.identify, credential)
+        return self.oidc.identify(credential)
+
+    @staticmethod
+    def _is_key(credential: str | None) -> bool:
+        return not credential or credential.startswith(KEY_PREFIX) or credential.count(".") != 2
 
     def _current_keys(self) -> ApiKeys:
         """Re-read the keys file when it changed (`agentops keys add`, a revoked line): no restart needed.

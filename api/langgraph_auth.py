@@ -12,6 +12,7 @@ let any run in as a "studio user" with no AgentOps identity. Studio then sends a
 
 from __future__ import annotations
 
+import asyncio
 from functools import lru_cache
 from typing import Any
 
@@ -19,7 +20,7 @@ from langgraph_sdk import Auth
 
 from agentops.approval import APPROVER_ROLES, REQUESTER_ROLES
 from agentops.settings import Settings
-from api.auth import Authenticator
+from api.auth import Authenticator, Principal
 from api.errors import ApiError
 
 auth = Auth()
@@ -30,6 +31,10 @@ def _authenticator() -> Authenticator:
     return Authenticator(Settings())
 
 
+def _identify(credential: str | None) -> Principal:
+    return _authenticator().identify_blocking(credential)
+
+
 @auth.authenticate
 async def authenticate(headers: dict[bytes, bytes]) -> Auth.types.MinimalUserDict:
     header = headers.get(b"authorization", b"").decode("latin-1").strip()
@@ -37,7 +42,8 @@ async def authenticate(headers: dict[bytes, bytes]) -> Auth.types.MinimalUserDic
     credential = token.strip() if scheme.lower() == "bearer" else None
     credential = credential or headers.get(b"x-api-key", b"").decode("latin-1").strip() or None
     try:
-        principal = await _authenticator().identify(credential)
+        # Off the event loop: reading the keys file and fetching the JWKS block (LangGraph Server checks).
+        principal = await asyncio.to_thread(_identify, credential)
     except ApiError as exc:
         raise Auth.exceptions.HTTPException(status_code=exc.status, detail=exc.message) from None
     if not principal.roles:
