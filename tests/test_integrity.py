@@ -140,3 +140,20 @@ def test_the_state_directory_and_databases_are_private(tmp_path):
     databases = sorted(home.glob("*.sqlite*"))
     assert {p.name for p in databases} >= {"checkpoints.sqlite", "agentops.sqlite"}
     assert {p.name: oct(stat.S_IMODE(p.stat().st_mode)) for p in databases} == {p.name: "0o600" for p in databases}
+
+
+@pytest.mark.parametrize(
+    ("intent", "words"),
+    [
+        (f"deploy fraud-detector v3 to prod on {2**64} ml.g5.xlarge", f"instance count {2**64}"),
+        ("deploy fraud-detector v3 to prod on 5000 ml.g5.xlarge", "instance count 5000"),
+        ("deploy fraud-detector v3 to prod on -2 ml.g5.xlarge", "'-2'"),
+        ("deploy fraud-detector v3 to prod, autoscale 2 to 99999999999999999999", "autoscaling max"),
+        ("deploy fraud-detector v3 to prod on 2 ml.g5.xlarge under $" + "9" * 400, "budget usd per hour inf"),
+    ],
+)
+def test_a_number_no_deployment_could_mean_is_named_not_stored(orchestrator, intent, words):
+    view = orchestrator.run(intent, "prod", "alice")
+    assert view["status"] == "blocked" and not view.get("config"), view
+    assert words in view["verdict"]["violations"][0]["message"]
+    assert orchestrator.index.get(view["plan_id"]).status == "blocked", "on the record, not stuck in planning"

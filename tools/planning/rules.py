@@ -15,6 +15,7 @@ from typing import Any
 
 from agentops.policy import ANY_PRICED, Policy
 from agentops.ports import PlannerOutput, PlanRequest
+from agentops.schemas import MAX_INSTANCES, MAX_USD_PER_HOUR
 from agentops.settings import Settings
 
 _NUMBER_WORDS = {
@@ -75,6 +76,26 @@ _TO_VERSION = re.compile(r"\bto\s+(v\d+(?:\.\d+)*)\b", re.IGNORECASE)
 def slugify(text: str) -> str:
     """A SageMaker-safe name fragment: lowercase letters, digits, single hyphens."""
     return re.sub(r"-+", "-", re.sub(r"[^a-z0-9]+", "-", text.lower())).strip("-")
+
+
+# A number with a sign of its own ("on -2 ml.m5.large"): every number an intent states is a count, a percentage
+# or a budget, none negative. Refused by name rather than read without its sign.
+_SIGNED_NUMBER = re.compile(r"(?:^|(?<=[\s(\[:=]))[-−+]\s*\d+(?:\.\d+)?")
+_CEILINGS = {
+    "instance_count": MAX_INSTANCES,
+    "autoscaling_min": MAX_INSTANCES,
+    "autoscaling_max": MAX_INSTANCES,
+    "budget_usd_per_hour": MAX_USD_PER_HOUR,
+}
+
+
+def _beyond_reason(pinned: dict[str, Any]) -> str | None:
+    """A stated number no deployment could mean (2**64 instances): named, never stored or priced."""
+    for field, ceiling in _CEILINGS.items():
+        value = pinned.get(field)
+        if value is not None and not value <= ceiling:  # `not <=` also catches NaN and infinity
+            return f"the intent asks for {field.replace('_', ' ')} {value}; no deployment here goes beyond {ceiling:g}"
+    return None
 
 
 def _count(word: str) -> int:
@@ -145,6 +166,12 @@ class RulesPlanner:
         verb = _ACTION_VERB.search(request.intent)
         if verb is not None and verb.lastgroup in ("rollback", "teardown"):
             return self._plan_endpoint_action(verb.lastgroup, request, verb.end())
+        if signed := _SIGNED_NUMBER.search(request.intent):
+            return PlannerOutput(
+                planner=self.name,
+                config=None,
+                error=f"the intent says '{signed.group(0).strip()}': counts, percentages and budgets are positive numbers, say it without a sign",
+            )
         text = request.intent.lower()
         env = request.env
         constraints = request.constraints
@@ -193,6 +220,8 @@ class RulesPlanner:
         elif constraints.budget_usd_per_hour is not None:
             pinned["budget_usd_per_hour"] = constraints.budget_usd_per_hour
 
+        if beyond := _beyond_reason(pinned):
+            return PlannerOutput(planner=self.name, config=None, error=beyond)
         warnings += _env_warnings(text, env)
         config = self._defaults(env, policy, pinned, warnings) | {"endpoint_name": endpoint_name} | pinned
         return PlannerOutput(planner=self.name, config=config, pinned=sorted(pinned), warnings=warnings)
