@@ -121,3 +121,45 @@ def test_sign_in_see_a_pending_prod_plan_approve_it_and_see_it_deployed(start_se
     assert status["decision"]["reason"] == "capacity and cost reviewed"
     assert second["plan_id"] != plan["plan_id"]
     assert not [e for e in console_errors if not re.search(r"status of 40[13]", e)], console_errors
+
+
+@pytest.mark.parametrize("width", [1280, 420])
+def test_a_300_character_word_wraps_inside_its_card(start_service, browser, width):
+    """A long unbroken word in an intent must not widen its card and push the cost and buttons out of view;
+    and the page runs under its Content-Security-Policy with nothing refused."""
+    from playwright.sync_api import expect
+
+    url, keys = start_service()
+    word = "x" * 300
+    submit(url, keys["alice@example.com"], f"deploy fraud-detector v3 to prod on 2 ml.g5.xlarge, canary 10%, note {word}")
+    page = browser.new_page(viewport={"width": width, "height": 900})
+    page.set_default_timeout(TIMEOUT_MS)
+    console_errors = []
+    page.on("console", lambda message: console_errors.append(message.text) if message.type == "error" else None)
+    page.goto(url)
+    sign_in(page, keys["bob@example.com"])
+    card = page.locator("article.plan", has_text="fraud-detector-prod")
+    expect(card).to_be_visible()
+    expect(card.locator('[data-f="intent"]')).to_contain_text(word)
+
+    page_width = page.evaluate("document.documentElement.clientWidth")
+    assert page.evaluate("document.documentElement.scrollWidth") <= page_width, "the page scrolls sideways"
+    for part in (card, card.locator('[data-f="intent"]'), card.locator('[data-f="peak"]'), card.get_by_role("button", name="Approve")):
+        box = part.bounding_box()
+        assert box is not None and box["x"] >= 0 and box["x"] + box["width"] <= page_width + 0.5, (part, box, page_width)
+    assert not [e for e in console_errors if "Content Security Policy" in e or "Refused" in e], console_errors
+
+
+def test_the_api_docs_render_under_the_content_security_policy(start_service, browser):
+    from playwright.sync_api import expect
+
+    url, _ = start_service()
+    page = browser.new_page()
+    page.set_default_timeout(TIMEOUT_MS)
+    console_errors, requests = [], []
+    page.on("console", lambda message: console_errors.append(message.text) if message.type == "error" else None)
+    page.on("request", lambda request: requests.append(request.url))
+    page.goto(f"{url}/docs")
+    expect(page.get_by_text("/plans/{plan_id}/decisions").first).to_be_visible()
+    assert all(r.startswith(url) or r.startswith("data:") for r in requests), [r for r in requests if not r.startswith(url)]
+    assert not [e for e in console_errors if "Content Security Policy" in e], console_errors
