@@ -20,6 +20,8 @@ from langgraph_sdk import get_sync_client
 
 from agentops.settings import PROJECT_ROOT
 from api.auth import hash_key
+from tools.audit.local import SqliteAuditLog
+from tools.storage.plan_index import SqlitePlanIndex
 
 KEYS = {
     "alice@example.com": ("ak_studio-alice-0123456789abcdef", ["requester", "approver"]),
@@ -99,6 +101,18 @@ def test_studio_runs_pause_for_approval_and_resume_through_the_sdk(langgraph_dev
     assert final["next"] == []
     assert final["values"]["status"] == "deployed" and final["values"]["decision"]["approver"] == "bob@example.com"
     assert final["values"]["deployment"]["mode"] == "dry_run"
+
+
+def test_studio_plans_are_kept_apart_from_the_services(langgraph_dev, tmp_path):
+    alice = client_as(langgraph_dev, "alice@example.com")
+    [assistant] = alice.assistants.search(graph_id="agentops")
+    thread = alice.threads.create()
+    alice.runs.wait(thread["thread_id"], assistant["assistant_id"], input={"intent": PROD_INTENT, "env": "prod"})
+    home = tmp_path / "state"
+    # Not offered to the service or CLI (which could not resume LangGraph Server's run), but on its own record.
+    assert SqlitePlanIndex(home / "agentops.sqlite").list() == []
+    assert [p.plan_id for p in SqlitePlanIndex(home / "studio.sqlite").list(status="pending_approval")] == [thread["thread_id"]]
+    assert [e.step for e in SqliteAuditLog(home / "studio.sqlite").events(thread["thread_id"])][-1] == "approval.requested"
 
 
 def test_langgraph_server_refuses_callers_without_a_key_or_a_role_to_run(langgraph_dev):
