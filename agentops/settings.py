@@ -125,12 +125,17 @@ class Settings(BaseSettings):
     api_keys_file: Path | None = Field(default=None, description="Hashed API keys; default AGENTOPS_HOME/api-keys.json.")
     api_keys: str | None = Field(default=None, description='Hashed API keys as JSON: {"keys": [{"name", "roles", "sha256"}]}.')
     oidc_issuer: str | None = Field(default=None, description="Accept bearer JWTs from this OIDC issuer (e.g. a Cognito user pool URL).")
-    oidc_audience: str | None = Field(default=None, description="Required `aud` of those tokens (this service's client id); required with oidc_issuer.")
+    oidc_audience: str | None = Field(
+        default=None, description="Required `aud` of those tokens (this service's client id); required with oidc_issuer."
+    )
     oidc_jwks_url: str | None = Field(
         default=None, description="Where the issuer's signing keys are; default ISSUER/.well-known/jwks.json."
     )
     oidc_roles_claim: str = Field(default="cognito:groups", description="Claim listing the caller's roles (groups named like the roles).")
-    oidc_name_claim: str = Field(default="email", description="Claim shown as the caller's name (display only; an email needs email_verified). The identity is issuer#sub.")
+    oidc_name_claim: str = Field(
+        default="email",
+        description="Claim shown as the caller's name (display only; an email needs email_verified). The identity is issuer#sub.",
+    )
     webhook_url: str | None = Field(default=None, description="Slack-compatible incoming webhook for approvals and deployments.")
     webhook_attempts: int = Field(default=4, ge=1, le=10, description="Tries per notification before it is dropped (logged).")
     webhook_backoff_seconds: float = Field(default=1.0, ge=0, description="First wait between tries; doubles each time.")

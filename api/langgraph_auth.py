@@ -51,9 +51,38 @@ async def authenticate(headers: dict[bytes, bytes]) -> Auth.types.MinimalUserDic
     return {"identity": principal.name, "display_name": principal.display, "permissions": sorted(principal.roles)}
 
 
+@auth.on
+async def deny_the_rest(ctx: Auth.types.AuthContext, value: Any) -> bool:
+    """Everything not allowed below is refused: above all `threads.update`, which would write a plan's state
+    (its status, its decisions) directly, past every node; and deleting threads, editing assistants, crons
+    and the store."""
+    return False
+
+
+@auth.on.threads.read
+@auth.on.threads.search
+@auth.on.assistants.read
+@auth.on.assistants.search
+async def allow_reading(ctx: Auth.types.AuthContext, value: Any) -> None:
+    """Every role reads every plan (as on the HTTP service): approvers must see what they decide."""
+    return None
+
+
+@auth.on.threads.create
+async def on_thread(ctx: Auth.types.AuthContext, value: dict[str, Any]) -> None:
+    """A thread (one plan) belongs to the person who opened it."""
+    metadata = value.setdefault("metadata", {})  # changed in place: the server stores this dict
+    metadata["owner"] = ctx.user.identity
+
+
 @auth.on.threads.create_run
-async def on_run(ctx: Auth.types.AuthContext, value: dict[str, Any]) -> None:
-    """Runs (a new plan, or a decision resuming one) need a role that runs plans: viewers only read. Who may
-    request and who may decide on which plan is the graph's to say (intake and approval nodes)."""
+async def on_run(ctx: Auth.types.AuthContext, value: dict[str, Any]) -> dict[str, str] | None:
+    """Runs (a new plan, or a decision resuming one) need a role that runs plans: viewers only read. A new
+    plan starts only on a thread of one's own (LangGraph would otherwise let input on someone else's thread
+    overwrite what their plan says); a decision may resume anyone's, and who may decide on which plan is the
+    approval node's to say."""
     if not set(ctx.permissions) & (REQUESTER_ROLES | APPROVER_ROLES):
         raise Auth.exceptions.HTTPException(status_code=403, detail=f"{ctx.user.identity} may read plans, not run them")
+    if (value.get("kwargs") or {}).get("input") is not None:
+        return {"owner": ctx.user.identity}
+    return None

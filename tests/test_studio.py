@@ -91,6 +91,12 @@ def test_studio_runs_pause_for_approval_and_resume_through_the_sdk(langgraph_dev
     assert (values["plan_id"], values["requester"], values["status"]) == (thread["thread_id"], "alice@example.com", "pending_approval")
     assert not values.get("decision")
 
+    # Someone else's input on the plan's thread would restart it under its id: refused before it runs.
+    with pytest.raises(httpx.HTTPStatusError):
+        bob.runs.wait(thread["thread_id"], assistant["assistant_id"], input={"intent": "deploy other-model to dev", "env": "dev"})
+    state = alice.threads.get_state(thread["thread_id"])
+    assert state["next"] == ["approval"] and state["values"]["intent"] == PROD_INTENT
+
     # The requester resuming their own plan, naming someone else in the answer, does not get past the approval node.
     for answer in ({"approved": True, "approver": "bob@example.com"}, {"approved": True, "reason": "mine"}):
         alice.runs.wait(thread["thread_id"], assistant["assistant_id"], command={"resume": answer})
@@ -120,8 +126,20 @@ def test_langgraph_server_refuses_callers_without_a_key_or_a_role_to_run(langgra
     assert anonymous.status_code == 401
     studio_bypass = httpx.post(f"{langgraph_dev}/threads", json={}, headers={"x-auth-scheme": "langsmith"}, timeout=10)
     assert studio_bypass.status_code == 401, "LangSmith's Studio sign-in is off: it names no AgentOps person"
+    # Writing a plan's state directly would skip every node: refused, whoever asks.
+    alice = client_as(langgraph_dev, "alice@example.com")
+    [assistant] = alice.assistants.search(graph_id="agentops")
+    thread = alice.threads.create()
+    alice.runs.wait(thread["thread_id"], assistant["assistant_id"], input={"intent": PROD_INTENT, "env": "prod"})
+    for person in ("alice@example.com", "bob@example.com"):
+        with pytest.raises(httpx.HTTPStatusError) as refused:
+            client_as(langgraph_dev, person).threads.update_state(thread["thread_id"], {"status": "approved"}, as_node="approval")
+        assert refused.value.response.status_code in (403, 404)
+        with pytest.raises(httpx.HTTPStatusError):
+            client_as(langgraph_dev, person).threads.delete(thread["thread_id"])
+    assert alice.threads.get_state(thread["thread_id"])["values"]["status"] == "pending_approval"
+
     victor = client_as(langgraph_dev, "victor@example.com")
-    [assistant] = victor.assistants.search(graph_id="agentops")
     thread = victor.threads.create()
     with pytest.raises(httpx.HTTPStatusError) as refused:
         victor.runs.wait(thread["thread_id"], assistant["assistant_id"], input={"intent": PROD_INTENT, "env": "prod"})
