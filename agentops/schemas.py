@@ -59,7 +59,7 @@ class DeploymentConfig(BaseModel):
     autoscaling_max: int | None = Field(default=None, ge=1, le=MAX_INSTANCES, description="Defaults to instance_count (no autoscaling).")
     rollback_alarms: list[str] = Field(default_factory=list, description="CloudWatch alarms that roll the deployment back.")
     deployment_strategy: Strategy = "all_at_once"
-    canary_percent: int | None = Field(default=None, ge=1, le=100, description="Share of capacity in the canary (canary and linear).")
+    canary_percent: int | None = Field(default=None, description="Share of capacity in the canary (canary and linear).")
     data_capture_percent: int = Field(default=0, ge=0, le=100)
     enable_model_monitor: bool = False
     budget_usd_per_hour: float | None = Field(default=None, gt=0, le=MAX_USD_PER_HOUR)

@@ -26,7 +26,7 @@ from aws_testing import (  # noqa: F401  (pytest fixtures)
     stubbed,
 )
 from botocore.stub import ANY
-from fakes import staging_config
+from fakes import as_caller, staging_config
 
 from agentops.errors import AgentOpsError
 from agentops.schemas import DeploymentConfig
@@ -69,8 +69,8 @@ def orchestrator_for(settings, *, deployer_clients=None, watcher_clients=None, c
 
 def run_plan(orchestrator: Orchestrator, intent: str, env: str, requester: str, plan_id: str) -> dict[str, Any]:
     """Orchestrator.run with a plan id of the test's choosing, so the names the plan creates are known."""
-    state = orchestrator.new_plan(intent, env, requester) | {"plan_id": plan_id}
-    orchestrator.graph.invoke(state, {"configurable": {"thread_id": plan_id}}, context=orchestrator.deps)
+    state = orchestrator.new_plan(intent, env, requester)
+    orchestrator.graph.invoke(state, as_caller(plan_id, requester, "requester"), context=orchestrator.deps)
     return orchestrator.show(plan_id)
 
 
