@@ -160,6 +160,18 @@ class AwsCaller:
         except (ClientError, BotoCoreError) as error:
             raise AwsError(describe_failure(error, service, operation or method, subject, self.attempts)) from error
 
+    def pages(self, service: str, method: str, params: dict[str, Any], key: str, *, operation: str = "", subject: str = "") -> list[Any]:
+        """Every item under `key` over all pages (NextToken), each page with the throttling retry: an
+        inventory that stopped at the first page would leave older versions behind."""
+        items: list[Any] = []
+        token: str | None = None
+        while True:
+            page = self.call(service, method, params | ({"NextToken": token} if token else {}), operation=operation, subject=subject)
+            items += page.get(key, [])
+            token = page.get("NextToken")
+            if not token:
+                return items
+
     def call_unless_missing(
         self, service: str, method: str, params: dict[str, Any], *, operation: str = "", subject: str = ""
     ) -> dict[str, Any] | None:
