@@ -263,3 +263,41 @@ def test_a_redeploy_that_changes_one_thing_is_an_update_not_a_no_op(settings, em
     assert [(d["field"], d["current"], d["planned"]) for d in view["change"]["diff"] if d["field"] == "instance_count"] == [
         ("instance_count", 2, 3)
     ]
+
+
+def test_the_teardown_inventory_reads_every_page_and_keeps_only_what_carries_the_endpoints_tag(aws_env):
+    """Older versions sit on later pages of ListEndpointConfigs / ListModels: an inventory that stopped at the
+    first page is how teardown used to leak them."""
+    from botocore.stub import Stubber
+
+    from tools.sagemaker.aws import AwsCaller
+    from tools.sagemaker.state import read_inventory
+
+    arn = f"arn:aws:sagemaker:{REGION}:123456789012"
+    sagemaker, cloudwatch = boto3.client("sagemaker", region_name=REGION), boto3.client("cloudwatch", region_name=REGION)
+    sm, cw = Stubber(sagemaker), Stubber(cloudwatch)
+
+    def config(name: str) -> dict[str, Any]:
+        return {"EndpointConfigName": name, "EndpointConfigArn": f"{arn}:endpoint-config/{name}", "CreationTime": "2026-01-01"}
+
+    def model(name: str) -> dict[str, Any]:
+        return {"ModelName": name, "ModelArn": f"{arn}:model/{name}", "CreationTime": "2026-01-01"}
+
+    sm.add_response("list_endpoint_configs", {"EndpointConfigs": [config("v4"), config("theirs")], "NextToken": "p2"}, {"MaxResults": 100})
+    sm.add_response("list_endpoint_configs", {"EndpointConfigs": [config("v1")]}, {"MaxResults": 100, "NextToken": "p2"})
+    sm.add_response("list_models", {"Models": [model("v4")], "NextToken": "m2"}, {"MaxResults": 100})
+    sm.add_response("list_models", {"Models": [model("v1"), model("theirs")]}, {"MaxResults": 100, "NextToken": "m2"})
+    sm.add_response("list_data_quality_job_definitions", {"JobDefinitionSummaries": []}, {"EndpointName": ENDPOINT, "MaxResults": 100})
+    cw.add_response("describe_alarms", {"MetricAlarms": []}, {"AlarmNamePrefix": f"{ENDPOINT}-"})
+    ours, theirs = {"Tags": [{"Key": TAG_ENDPOINT, "Value": ENDPOINT}]}, {"Tags": [{"Key": TAG_ENDPOINT, "Value": "other-endpoint"}]}
+    for tags in (ours, theirs, ours, ours, ours, theirs):  # configs v4, theirs, v1; models v4, v1, theirs
+        sm.add_response("list_tags", tags)
+    sm.activate()
+    cw.activate()
+    clients = {"sagemaker": sagemaker, "cloudwatch": cloudwatch}
+
+    owned = read_inventory(AwsCaller(clients.__getitem__, attempts=1, backoff_seconds=0), ENDPOINT)
+
+    assert [(r.kind, r.name) for r in owned] == [("endpoint_config", "v4"), ("endpoint_config", "v1"), ("model", "v4"), ("model", "v1")]
+    sm.assert_no_pending_responses()
+    cw.assert_no_pending_responses()
