@@ -19,7 +19,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from agentops.errors import AgentOpsError
+import botocore.session
+
+from agentops.errors import AgentOpsError, EnvironmentProblem
 from agentops.schemas import Change, DeploymentConfig, EndpointAction, PlanConfig
 from agentops.settings import Settings
 from tools.sagemaker.aws import AwsCaller, AwsClients, AwsError, ClientFactory, caller_from_settings
@@ -96,19 +98,29 @@ def outcome_of(operation: str) -> str:
     return "created"
 
 
-def check_execute_ready(settings: Settings, clients: AwsClients) -> None:
-    """Refuse to start execute mode without what every deployment needs; one line each."""
+def check_execute_ready(settings: Settings, clients: AwsClients | None = None) -> None:
+    """Refuse to start execute mode without what every deployment needs; one line each, naming the fix."""
     role = settings.execution_role_arn
     if role == PLACEHOLDER_ROLE_ARN or not ROLE_ARN.match(role):
         problem = "it is unset (the default is a placeholder)" if role == PLACEHOLDER_ROLE_ARN else f"'{role}' is not an IAM role ARN"
-        raise AgentOpsError(
+        raise EnvironmentProblem(
             "EXECUTE=true needs AGENTOPS_EXECUTION_ROLE_ARN, the IAM role SageMaker runs models with "
             f"(arn:aws:iam::ACCOUNT:role/NAME): {problem}"
         )
-    if not clients.has_credentials():
-        raise AgentOpsError(
+    if settings.aws_endpoint_url is None and settings.aws_region not in known_regions():
+        raise EnvironmentProblem(
+            f"AWS region '{settings.aws_region}' is not one SageMaker runs in: set AWS_REGION (or AGENTOPS_AWS_REGION), e.g. us-east-1"
+        )
+    if not (clients or AwsClients(settings)).has_credentials():
+        raise EnvironmentProblem(
             "EXECUTE=true needs AWS credentials: set AWS_PROFILE, or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or run with an instance role"
         )
+
+
+def known_regions() -> set[str]:
+    """Regions SageMaker has an endpoint in, from botocore's bundled endpoint data (no network)."""
+    session = botocore.session.get_session()
+    return {region for partition in session.get_available_partitions() for region in session.get_available_regions("sagemaker", partition)}
 
 
 class SageMakerExecutor:
