@@ -15,6 +15,7 @@ from pydantic import ValidationError
 
 from agentops.policy import ANY_PRICED, Policy
 from agentops.schemas import Constraints, DeploymentConfig, EndpointAction, GuardrailReport, PlanConfig, Verdict, Violation, parse_config
+from agentops.shapes import ShapeRules, default_shape_rules
 
 
 class _Findings:
@@ -35,7 +36,9 @@ def check_config(
     env: str,
     policy: Policy,
     constraints: Constraints | None = None,
+    shapes: ShapeRules | None = None,
 ) -> GuardrailReport:
+    """`shapes`: SageMaker's limits on the values (agentops/shapes.py); the ones generated from botocore by default."""
     findings = _Findings(policy)
     constraints = constraints or Constraints()
 
@@ -57,6 +60,7 @@ def check_config(
             field = ".".join(str(p) for p in error["loc"]) or "config"
             findings.violations.append(Violation(rule="schema.invalid", message=f"config field '{field}': {error['msg']}", policy="schema"))
         return _report(findings, None, None, [])
+    _check_shapes(cfg, shapes or default_shape_rules(), findings)
     if isinstance(cfg, EndpointAction):
         return _check_endpoint_action(cfg, env, findings)
 
@@ -116,6 +120,15 @@ def _report(findings: _Findings, hourly: float | None, peak: float | None, reaso
         requires_approval=allowed and bool(reasons),
         approval_reasons=reasons if allowed else [],
     )
+
+
+def _check_shapes(cfg: PlanConfig, shapes: ShapeRules, findings: _Findings) -> None:
+    """What SageMaker's API itself refuses (the deployer validates every call against the same service model)."""
+    for field in shapes.fields:
+        for problem in shapes.problems(field, getattr(cfg, field, None)):
+            findings.violations.append(
+                Violation(rule=f"shape.{field}", message=problem, policy="sagemaker-api", section=shapes.fields[field].source)
+            )
 
 
 def _check_names(cfg: DeploymentConfig, findings: _Findings) -> None:
