@@ -60,12 +60,12 @@ def check_config(
             field = ".".join(str(p) for p in error["loc"]) or "config"
             findings.violations.append(Violation(rule="schema.invalid", message=f"config field '{field}': {error['msg']}", policy="schema"))
         return _report(findings, None, None, [])
-    _check_shapes(cfg, shapes or default_shape_rules(), findings)
     if isinstance(cfg, EndpointAction):
-        return _check_endpoint_action(cfg, env, findings)
+        return _check_endpoint_action(cfg, env, findings, shapes or default_shape_rules())
 
     _check_names(cfg, findings)
     _check_artifact(cfg, findings)
+    _check_shapes(cfg, shapes or default_shape_rules(), findings)
     price = _check_instance_type(cfg, env, findings)
     _check_counts_and_autoscaling(cfg, env, findings)
     hourly = round(price * cfg.instance_count, 4) if price is not None else None
@@ -78,7 +78,7 @@ def check_config(
     return _report(findings, hourly, peak, approval_reasons(cfg, env, peak, policy))
 
 
-def _check_endpoint_action(action: EndpointAction, env: str, findings: _Findings) -> GuardrailReport:
+def _check_endpoint_action(action: EndpointAction, env: str, findings: _Findings, shapes: ShapeRules) -> GuardrailReport:
     """A rollback returns to a config that was checked when it was deployed, and a teardown only stops
     spending, so neither has costs or instance rules to check: names, and who must approve."""
     pattern = re.compile(findings.policy.naming.pattern)
@@ -86,6 +86,7 @@ def _check_endpoint_action(action: EndpointAction, env: str, findings: _Findings
         value = getattr(action, field)
         if value is not None and not pattern.fullmatch(value):
             findings.violate(f"naming.{field}", "naming", f"{field} '{value}' is not a valid SageMaker name")
+    _check_shapes(action, shapes, findings)
     # A teardown ends the endpoint's cost; a rollback's cost is the previous config's, unknown from here.
     cost = 0.0 if action.action == "teardown" else None
     reasons = []
@@ -123,8 +124,12 @@ def _report(findings: _Findings, hourly: float | None, peak: float | None, reaso
 
 
 def _check_shapes(cfg: PlanConfig, shapes: ShapeRules, findings: _Findings) -> None:
-    """What SageMaker's API itself refuses (the deployer validates every call against the same service model)."""
+    """What SageMaker's API itself refuses (the deployer validates every call against the same service model).
+    A field a policy rule already faulted (a name off the naming pattern) is not reported twice."""
+    faulted = {v.rule.rsplit(".", 1)[-1] for v in findings.violations}
     for field in shapes.fields:
+        if field in faulted:
+            continue
         for problem in shapes.problems(field, getattr(cfg, field, None)):
             findings.violations.append(
                 Violation(rule=f"shape.{field}", message=problem, policy="sagemaker-api", section=shapes.fields[field].source)

@@ -113,6 +113,7 @@ def test_everything_created_carries_the_endpoint_and_plan_tags(run):
         "PutMetricAlarm",
         "PutMetricAlarm",
         "CreateEndpoint",
+        "RegisterScalableTarget",
         "CreateDataQualityJobDefinition",
         "CreateMonitoringSchedule",
     ]
@@ -278,6 +279,7 @@ def test_autoscaling_calls_only_when_asked(run):
         "ScalableDimension": "sagemaker:variant:DesiredInstanceCount",
         "MinCapacity": 2,
         "MaxCapacity": 4,
+        "Tags": {"agentops:endpoint": "churn-staging"},
     }
     [policy] = params_of(scaled, "PutScalingPolicy")
     assert policy["ResourceId"] == target["ResourceId"]

@@ -63,10 +63,18 @@ def test_an_instance_type_sagemaker_does_not_offer_is_blocked(policy):
     assert "shape.instance_type" in shape_rules_fired(staging_config(instance_type="ml.m5.huge"), "staging", policy)
 
 
-def test_a_rollback_to_a_config_name_sagemaker_refuses_is_blocked(policy):
-    config = {"action": "rollback", "endpoint_name": "churn-staging", "target_endpoint_config": "v1 config"}
+def test_a_rollback_to_a_config_name_over_sagemakers_limit_is_blocked(policy):
+    config = {"action": "rollback", "endpoint_name": "churn-staging", "target_endpoint_config": "v1-" + "c" * 70}
 
-    assert shape_rules_fired(config, "staging", policy) == ["shape.target_endpoint_config"]
+    report = check_config(config, "staging", policy)
+
+    assert not report.verdict.allowed and [v.rule for v in report.verdict.violations] == ["naming.target_endpoint_config"]
+
+
+def test_a_name_the_naming_policy_already_faults_is_reported_once(policy):
+    report = check_config({"action": "rollback", "endpoint_name": "churn_staging"}, "staging", policy)
+
+    assert [v.rule for v in report.verdict.violations] == ["naming.endpoint_name"]
 
 
 def deployer_accepts(config: dict) -> bool:

@@ -427,7 +427,12 @@ def scaling_policy_name(endpoint: str) -> str:
 def register_scaling_calls(endpoint: str, minimum: int, maximum: int) -> list[AwsCall]:
     target = scalable_target(endpoint)
     return [
-        aws_call("application-autoscaling", "RegisterScalableTarget", {**target, "MinCapacity": minimum, "MaxCapacity": maximum}),
+        aws_call(
+            "application-autoscaling",
+            "RegisterScalableTarget",
+            # Tagged like everything else AgentOps creates: terraform/iam.tf scopes the orchestrator by this tag.
+            {**target, "MinCapacity": minimum, "MaxCapacity": maximum, "Tags": {TAG_ENDPOINT: endpoint}},
+        ),
         aws_call(
             "application-autoscaling",
             "PutScalingPolicy",
