@@ -410,3 +410,50 @@ def test_dry_run_prod_with_a_vpc_puts_the_model_in_it(make_deps, settings):
 
     assert update["deployment"]["calls"][0]["params"]["VpcConfig"] == {"Subnets": ["subnet-1", "subnet-2"], "SecurityGroupIds": ["sg-1"]}
     assert "warnings" not in update["deployment"]
+
+
+# --- a repeat: nothing to change --------------------------------------------------------------------------------
+
+
+def test_a_plan_identical_to_what_runs_is_no_change(settings):
+    config = DeploymentConfig.model_validate(staging_config(model_name="churn-v1", model_data_url="s3://models/churn/1/model.tar.gz"))
+    current = running(image_uri=inference_image("ml.m5.large", settings), configured_instance_count=2)
+
+    change = plan_change(config, PLAN_ID, settings, current=current)
+
+    assert change.action == "no_change" and change.diff == []
+    assert change.summary.startswith("already running churn-v1 on 2 x ml.m5.large")
+
+
+@pytest.mark.parametrize(
+    "difference",
+    [
+        {"status": "Updating"},
+        {"model_data_url": "s3://models/churn/0/model.tar.gz"},
+        {"instance_type": "ml.m5.xlarge"},
+        {"configured_instance_count": 3},
+        {"autoscaling_min": 2, "autoscaling_max": 4},
+        {"data_capture_percent": 20},
+        {"model_name": "churn-v0-0000aaaa"},
+        {"managed": False},
+    ],
+)
+def test_any_difference_in_what_runs_is_not_no_change(settings, difference):
+    config = DeploymentConfig.model_validate(staging_config(model_name="churn-v1", model_data_url="s3://models/churn/1/model.tar.gz"))
+    current = running(image_uri=inference_image("ml.m5.large", settings), configured_instance_count=2).model_copy(update=difference)
+
+    assert plan_change(config, PLAN_ID, settings, current=current).action != "no_change"
+
+
+def test_the_guardrail_ends_a_no_change_plan_without_approval_but_still_blocks_what_policy_forbids(make_deps):
+    from nodes.guardrail import guardrail
+
+    change = {"action": "no_change", "known": True, "summary": "already running churn-v1 on 2 x ml.m5.large"}
+    allowed = guardrail({"plan_id": PLAN_ID, "env": "prod", "config": prod_config(), "change": change}, runtime_for(make_deps()))
+    forbidden = guardrail(
+        {"plan_id": PLAN_ID, "env": "prod", "config": prod_config(instance_count=1), "change": change}, runtime_for(make_deps())
+    )
+
+    assert allowed["status"] == "no_change", "prod needs approval for a change; a no-op changes nothing"
+    assert "expires_at" not in allowed and [e["step"] for e in allowed["events"]] == ["guardrail.1"]
+    assert forbidden["status"] == "blocked"
