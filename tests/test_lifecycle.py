@@ -457,3 +457,14 @@ def test_the_guardrail_ends_a_no_change_plan_without_approval_but_still_blocks_w
     assert allowed["status"] == "no_change", "prod needs approval for a change; a no-op changes nothing"
     assert "expires_at" not in allowed and [e["step"] for e in allowed["events"]] == ["guardrail.1"]
     assert forbidden["status"] == "blocked"
+
+
+def test_the_approver_is_told_autoscaling_is_taken_down_for_a_rollback(settings):
+    current = running(previous_endpoint_config="churn-v0-0000bbbb", autoscaling_min=2, autoscaling_max=6, scaling_policies=["p"])
+
+    change = plan_change(EndpointAction(action="rollback", endpoint_name="churn-staging"), PLAN_ID, settings, current=current)
+
+    assert change.warnings == [
+        "autoscaling (2-6 instances) is deregistered for the switch and registered again once the endpoint is InService; "
+        "if the switch fails it is put back as it was"
+    ]

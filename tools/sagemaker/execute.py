@@ -207,7 +207,9 @@ class SageMakerExecutor:
     def _check_unchanged(config: PlanConfig, seen: EndpointState, fresh: EndpointState, target: str | None) -> None:
         """The endpoint must be as the approver saw it, or already where this plan takes it (a resumed run)."""
         if is_teardown(config):
-            leftovers = {(r.kind, r.name) for r in fresh.owned} - {(r.kind, r.name) for r in seen.owned}
+            # Resources that appeared since the approver saw the inventory (one taken before inventories were
+            # read has nothing to compare with: the teardown then deletes what it finds now).
+            leftovers = {(r.kind, r.name) for r in fresh.owned} - {(r.kind, r.name) for r in seen.owned} if seen.inventoried else set()
             changed = bool(leftovers) or fresh.endpoint_config not in (seen.endpoint_config, None)
         else:
             moved_on = target is not None and fresh.runs(target)

@@ -280,6 +280,18 @@ def no_change(config: DeploymentConfig, current: EndpointState) -> Change:
     return Change(action="no_change", known=True, summary=summary, current=current.model_dump(mode="json"))
 
 
+def scaling_notes(calls: list[AwsCall], current: EndpointState) -> list[str]:
+    """What an approver should know about autoscaling around the switch."""
+    if not any(c["operation"] == "DeregisterScalableTarget" for c in calls):
+        return []
+    again = any(c["operation"] == "RegisterScalableTarget" for c in calls)
+    return [
+        f"autoscaling ({current.autoscaling_min}-{current.autoscaling_max} instances) is deregistered for the switch "
+        + ("and registered again once the endpoint is InService" if again else "and not registered again: the plan has none")
+        + "; if the switch fails it is put back as it was"
+    ]
+
+
 def unknown_change(config: PlanConfig) -> Change:
     if isinstance(config, DeploymentConfig):
         summary = (
@@ -326,12 +338,16 @@ def plan_change(
             summary = f"update endpoint {name} ({current.status}) from {now} to {target}, {config.deployment_strategy.replace('_', ' ')}"
         else:
             summary = f"create endpoint {name} with {target}: nothing runs there now"
-        return Change(action=action, known=True, summary=summary, current=snapshot, diff=diff)
+        return Change(
+            action=action, known=True, summary=summary, current=snapshot, diff=diff, warnings=scaling_notes(planned.calls, current)
+        )
     if config.action == "rollback":
         target_config = rollback_target(config, current)
         diff = [FieldChange(field="endpoint_config", current=current.endpoint_config, planned=target_config)]
         summary = f"roll back endpoint {name} ({current.status}) from {current.endpoint_config} to {target_config}"
-        return Change(action="rollback", known=True, summary=summary, current=snapshot, diff=diff)
+        return Change(
+            action="rollback", known=True, summary=summary, current=snapshot, diff=diff, warnings=scaling_notes(planned.calls, current)
+        )
     removes = [removal(call) for call in planned.calls]
     summary = f"tear down endpoint {name}: delete {len(removes)} resources AgentOps created for it"
     return Change(action="teardown", known=True, summary=summary, current=snapshot, removes=removes)
