@@ -102,18 +102,16 @@ def _read_scaling(state: EndpointState, aws: AwsCaller) -> None:
     state.scaling_policies = [policy["PolicyName"] for policy in policies]
 
 
-def _read_monitoring(state: EndpointState, aws: AwsCaller) -> str | None:
-    """The endpoint's schedule (its name is AgentOps's own), and the job definition it runs."""
+def _read_monitoring(state: EndpointState, aws: AwsCaller) -> None:
+    """The endpoint's schedule (its name is AgentOps's own), when it carries the endpoint's tag."""
     schedule = _describe(
         aws,
         "describe_monitoring_schedule",
         "DescribeMonitoringSchedule",
         MonitoringScheduleName=monitoring_schedule_name(state.endpoint_name),
     )
-    if schedule is None or not _belongs_to(aws, "sagemaker", schedule["MonitoringScheduleArn"], state.endpoint_name):
-        return None
-    state.monitoring_schedule = schedule["MonitoringScheduleName"]
-    return schedule.get("MonitoringScheduleConfig", {}).get("MonitoringJobDefinitionName")
+    if schedule is not None and _belongs_to(aws, "sagemaker", schedule["MonitoringScheduleArn"], state.endpoint_name):
+        state.monitoring_schedule = schedule["MonitoringScheduleName"]
 
 
 def _owned_by_tag(
