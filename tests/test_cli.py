@@ -1,4 +1,5 @@
-"""The `agentops` console script, run as a user runs it: a separate process per command."""
+"""The `agentops` commands, run in-process through the real typer app (tests/cli_testing.py); one test runs
+the installed console script itself."""
 
 from __future__ import annotations
 
@@ -11,25 +12,17 @@ from datetime import UTC
 from pathlib import Path
 
 import pytest
+from cli_testing import Cli
+
+from app.exit_codes import ExitCode
 
 AGENTOPS = str(Path(sys.executable).parent / "agentops")
 PROD_INTENT = "deploy fraud-detector v3 to prod on 2 ml.g5.xlarge, canary 10%"
 
 
 @pytest.fixture
-def cli(tmp_path):
-    env = {**os.environ, "AGENTOPS_HOME": str(tmp_path / "state"), "COLUMNS": "200"}
-    env.pop("EXECUTE", None)
-
-    def run(*args: str, expect: int = 0) -> subprocess.CompletedProcess:
-        result = subprocess.run([AGENTOPS, *args], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=120)
-        assert result.returncode == expect, f"exit {result.returncode}\nstdout:{result.stdout}\nstderr:{result.stderr}"
-        assert "Traceback" not in result.stderr + result.stdout
-        return result
-
-    run.home = tmp_path / "state"
-    run.tmp = tmp_path
-    return run
+def cli(tmp_path, monkeypatch):
+    return Cli(tmp_path, monkeypatch)
 
 
 def as_json(result) -> object:
@@ -37,7 +30,9 @@ def as_json(result) -> object:
 
 
 def test_plan_json_has_the_documented_fields(cli):
-    view = as_json(cli("plan", "deploy ranker to staging on 2 ml.m5.large", "--env", "staging", "--budget", "0.1", "--json"))
+    view = as_json(
+        cli("plan", "deploy ranker to staging on 2 ml.m5.large", "--env", "staging", "--budget", "0.1", "--json", expect=ExitCode.BLOCKED)
+    )
     assert {"config", "hourly_cost_usd", "peak_cost_usd", "verdict", "requires_approval", "approval_reasons", "evidence"} <= set(view)
     assert view["verdict"]["allowed"] is False
     assert [v["rule"] for v in view["verdict"]["violations"]] == ["constraint.budget"]
@@ -54,12 +49,12 @@ def test_the_done_when_walkthrough(cli):
     assert started["status"] == "pending_approval"
     assert [p["plan_id"] for p in as_json(cli("approvals", "--json"))] == [plan_id]
 
-    refused = cli("approve", plan_id, "--as", "alice@example.com", expect=1)
+    refused = cli("approve", plan_id[:8], "--as", "alice@example.com", expect=ExitCode.FORBIDDEN)
     assert refused.stderr.strip().count("\n") == 0 and "cannot decide" in refused.stderr
 
     done = as_json(cli("approve", plan_id, "--as", "bob@example.com", "--reason", "capacity ok", "--json"))
     assert done["status"] == "deployed" and done["deployment"]["mode"] == "dry_run"
-    again = cli("approve", plan_id, "--as", "carol@example.com", expect=1)
+    again = cli("approve", plan_id, "--as", "carol@example.com", expect=ExitCode.CONFLICT)
     assert "not waiting for approval" in again.stderr
 
     assert "intact" in cli("audit", "verify").stdout
@@ -70,7 +65,7 @@ def test_the_done_when_walkthrough(cli):
     with db:
         db.execute("UPDATE audit_events SET actor = 'bOb@example.com' WHERE step = 'approval.decision.1'")
     db.close()
-    broken = cli("audit", "verify", expect=1)
+    broken = cli("audit", "verify", expect=ExitCode.AUDIT_BROKEN)
     assert "BROKEN" in broken.stdout and "changed" in broken.stdout
 
 
@@ -83,18 +78,23 @@ def test_reject_needs_a_reason_and_ends_the_plan(cli):
 
 
 @pytest.mark.parametrize(
-    ("args", "message"),
+    ("args", "message", "code"),
     [
-        (("run", "", "--env", "prod", "--user", "a"), "intent is empty"),
-        (("run", "deploy x", "--env", "qa", "--user", "a"), "unknown environment"),
-        (("approve", "nope", "--as", "bob"), "no plan"),
-        (("show", "nope"), "no plan"),
-        (("audit", "show", "nope"), "no audit events"),
+        (("run", "", "--env", "prod", "--user", "a"), "intent is empty", ExitCode.INPUT_ERROR),
+        (("run", "deploy x", "--env", "qa", "--user", "a"), "unknown environment", ExitCode.INPUT_ERROR),
+        (("plan", "deploy x", "--env", "qa"), "unknown environment", ExitCode.INPUT_ERROR),
+        (("approve", "nope", "--as", "bob"), "no plan", ExitCode.NOT_FOUND),
+        (("approve", "0123456789abcdef", "--as", "bob"), "no plan", ExitCode.NOT_FOUND),
+        (("show", "nope"), "no plan", ExitCode.NOT_FOUND),
+        (("audit", "show", "nope"), "no audit events", ExitCode.NOT_FOUND),
+        (("plans", "--sort", "cost"), "", ExitCode.USAGE),
     ],
 )
-def test_bad_input_gets_one_line_and_exit_1(cli, args, message):
-    result = cli(*args, expect=1)
-    assert message in result.stderr and result.stderr.strip().count("\n") == 0
+def test_bad_input_gets_one_line_and_its_exit_code(cli, args, message, code):
+    result = cli(*args, expect=code)
+    assert message in result.stderr
+    if code != ExitCode.USAGE:  # click's usage errors come in a box
+        assert result.stderr.strip().count("\n") == 0
 
 
 def test_validate_a_config_file(cli):
@@ -112,7 +112,7 @@ def test_validate_a_config_file(cli):
         )
     )
     assert as_json(cli("validate", "--env", "dev", "--config", str(good), "--json"))["verdict"]["allowed"] is True
-    blocked = as_json(cli("validate", "--env", "prod", "--config", str(good), "--json", expect=1))
+    blocked = as_json(cli("validate", "--env", "prod", "--config", str(good), "--json", expect=ExitCode.BLOCKED))
     assert "instance_count.range" in {v["rule"] for v in blocked["verdict"]["violations"]}
 
     broken = cli.tmp / "broken.json"
@@ -154,18 +154,23 @@ def test_resume_carries_out_a_decision_the_index_holds_but_the_run_never_saw(cli
 
 
 @pytest.mark.parametrize("args", [("plans",), ("audit", "verify"), ("serve", "--dev-keys", "--port", "0")])
-def test_an_unreachable_database_is_one_line_naming_it_without_the_password(tmp_path, args):
+def test_an_unreachable_database_is_one_line_naming_it_without_the_password(cli, args):
     import socket
 
     with socket.socket() as s:  # a port nobody listens on
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    env = {
-        **os.environ,
-        "AGENTOPS_HOME": str(tmp_path / "state"),
-        "AGENTOPS_DATABASE_URL": f"postgresql://agentops:s3cret@127.0.0.1:{port}/agentops",
-    }
-    result = subprocess.run([AGENTOPS, *args], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=120)
-    assert result.returncode == 1, result.stderr
+    result = cli(*args, expect=ExitCode.ENVIRONMENT, AGENTOPS_DATABASE_URL=f"postgresql://agentops:s3cret@127.0.0.1:{port}/agentops")
     assert f"cannot connect to the database at 127.0.0.1:{port}/agentops" in result.stderr
     assert "s3cret" not in result.stderr and result.stderr.strip().count("\n") == 0
+
+
+def test_the_console_script_itself_reports_one_line_and_the_exit_code(tmp_path):
+    """The installed `agentops` entry point: what every other test reaches in-process."""
+    env = {**os.environ, "AGENTOPS_HOME": str(tmp_path / "state"), "COLUMNS": "100"}
+    helped = subprocess.run([AGENTOPS, "--help"], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert helped.returncode == 0 and "Exit codes" in helped.stdout and " 10  the guardrail blocked" in helped.stdout
+    missing = subprocess.run([AGENTOPS, "show", "0123456789ab"], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert missing.returncode == ExitCode.NOT_FOUND, missing.stderr
+    assert missing.stderr.startswith("error: no plan with id '0123456789ab'") and missing.stderr.count("\n") == 1
+    assert "Traceback" not in missing.stdout + missing.stderr
