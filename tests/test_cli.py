@@ -174,3 +174,245 @@ def test_the_console_script_itself_reports_one_line_and_the_exit_code(tmp_path):
     assert missing.returncode == ExitCode.NOT_FOUND, missing.stderr
     assert missing.stderr.startswith("error: no plan with id '0123456789ab'") and missing.stderr.count("\n") == 1
     assert "Traceback" not in missing.stdout + missing.stderr
+
+
+# --- API keys: by id, atomic, live on the running service, fail closed ------------------------------------
+
+
+def hash_key(key: str) -> str:
+    from api.keys import hash_key
+
+    return hash_key(key)
+
+
+def _me(url: str, key: str):
+    import httpx
+
+    return httpx.get(f"{url}/me", headers={"Authorization": f"Bearer {key}"}, timeout=30)
+
+
+def test_keys_revoked_and_rotated_with_the_cli_take_effect_on_the_running_service(cli, settings, start_service):
+    url, demo = start_service()
+    home = {"AGENTOPS_HOME": str(settings.home)}
+    erin = cli.json("keys", "add", "erin@example.com", "--role", "approver", **home)
+    erin_again = cli.json("keys", "add", "erin@example.com", "--role", "viewer", **home)  # names may repeat; ids do not
+    assert erin["id"] != erin_again["id"] and erin["key"].startswith("ak_")
+    assert _me(url, erin["key"]).json() == {"name": "erin@example.com", "roles": ["approver"], "via": "api_key"}
+    listed = cli.json("keys", "list", **home)
+    assert [k["id"] for k in listed if k["name"] == "erin@example.com"] == [erin["id"], erin_again["id"]]
+    assert all("key" not in k and "sha256" not in k for k in listed)
+    assert erin["id"] in cli("keys", "list", **home, COLUMNS="80").stdout, "the table shows whole ids"
+
+    revoked = cli.json("keys", "revoke", erin["id"][:6], **home)
+    assert revoked["id"] == erin["id"]
+    assert _me(url, erin["key"]).status_code == 401, "refused on the very next request, no restart"
+    assert _me(url, erin_again["key"]).status_code == 200, "the other key of the same person still works"
+
+    rotated = cli.json("keys", "rotate", erin_again["id"], **home)
+    assert rotated["replaces"] == erin_again["id"] and rotated["roles"] == ["viewer"]
+    assert _me(url, erin_again["key"]).status_code == 401
+    assert _me(url, rotated["key"]).json()["name"] == "erin@example.com"
+    assert _me(url, demo["bob@example.com"]).status_code == 200
+
+    assert "no API key with id" in cli("keys", "revoke", erin["id"], expect=ExitCode.NOT_FOUND, **home).stderr
+    assert "at least 6 characters" in cli("keys", "revoke", "abc", expect=ExitCode.INPUT_ERROR, **home).stderr
+    assert settings.api_keys_path.stat().st_mode & 0o077 == 0, "still readable by its owner only"
+
+
+@pytest.mark.parametrize("damage", ["delete_a_line", "truncate", "bad_role"])
+def test_a_broken_keys_file_refuses_every_key_until_it_is_fixed(cli, settings, start_service, caplog, damage):
+    url, demo = start_service()
+    home = {"AGENTOPS_HOME": str(settings.home)}
+    gone = cli.json("keys", "add", "mallory@example.com", "--role", "admin", **home)
+    cli("keys", "revoke", gone["id"], **home)
+    assert _me(url, gone["key"]).status_code == 401
+    good_text = settings.api_keys_path.read_text()
+
+    lines = good_text.splitlines()
+    demo_hash = hash_key(demo["alice@example.com"])
+    broken = {
+        # What the old runbook told operators to do to revoke a key: delete "its line".
+        "delete_a_line": "\n".join(line for line in lines if '"sha256"' not in line or demo_hash not in line),
+        "truncate": good_text[: len(good_text) // 2],
+        "bad_role": good_text.replace('"viewer"', '"superuser"'),
+    }[damage]
+    settings.api_keys_path.write_text(broken)
+    with caplog.at_level("ERROR", logger="agentops.api"):
+        for key in [gone["key"], *demo.values()]:  # the revoked key above all, but none at all
+            answer = _me(url, key)
+            assert answer.status_code == 503 and answer.json()["error"] == "keys_unavailable"
+    refusals = [r for r in caplog.records if "refusing every API key" in r.getMessage()]
+    assert len(refusals) == 1, "one log line per broken version of the file, not one per request"
+    assert cli("keys", "add", "x", "--role", "viewer", expect=ExitCode.INPUT_ERROR, **home).stderr.startswith("error: API keys in"), (
+        "the CLI refuses to build on a broken file rather than overwrite it"
+    )
+
+    settings.api_keys_path.write_text(good_text)
+    assert _me(url, gone["key"]).status_code == 401, "fixed: the revoked key stays revoked"
+    metrics = httpx_get(url, "/metrics", demo["victor@example.com"])
+    assert "agentops_api_key_file_errors_total 1.0" in metrics
+    assert 'agentops_webhook_deliveries_total{outcome="failed"} 0.0' in metrics, "documented metrics exist from the start"
+
+
+def httpx_get(url: str, path: str, key: str) -> str:
+    import httpx
+
+    answer = httpx.get(f"{url}{path}", headers={"Authorization": f"Bearer {key}"}, timeout=30)
+    assert answer.status_code == 200, answer.text
+    return answer.text
+
+
+def test_concurrent_key_changes_lose_nothing(tmp_path):
+    from concurrent.futures import ThreadPoolExecutor
+
+    from api.keys import KeyStore
+
+    store = KeyStore(tmp_path / "api-keys.json")
+    with ThreadPoolExecutor(16) as pool:
+        made = list(pool.map(lambda i: store.add(f"bot-{i % 4}", ["viewer"]), range(32)))
+    assert sorted(e.id for e in store.list()) == sorted(e.id for e, _ in made)
+    with ThreadPoolExecutor(16) as pool:
+        list(pool.map(lambda pair: store.revoke(pair[0].id), made[:16]))
+    assert sorted(e.id for e in store.list()) == sorted(e.id for e, _ in made[16:])
+    assert not list(tmp_path.glob("*.tmp")), "no temporary file left behind"
+
+
+# --- ids a person can use ----------------------------------------------------------------------------------
+
+
+def test_show_and_approve_take_the_id_as_an_80_column_table_prints_it(cli):
+    import re
+
+    plan_id = cli.json("run", PROD_INTENT, "--env", "prod", "--user", "alice@example.com")["plan_id"]
+    table = cli("approvals", COLUMNS="80").stdout
+    assert max(len(line) for line in table.splitlines()) <= 80
+    [shown] = re.findall(r"│ ([0-9a-f]{6,}) ", table)
+    assert plan_id.startswith(shown) and len(shown) >= 6
+    assert cli.json("show", shown)["plan_id"] == plan_id
+    assert cli.json("audit", "show", shown)[0]["plan_id"] == plan_id
+    assert cli.json("approve", shown, "--as", "bob@example.com")["status"] == "deployed"
+
+
+def test_an_ambiguous_or_too_short_prefix_names_the_matching_plans(cli):
+    from tools.storage.plan_index import PlanIndex
+
+    cli("plans")  # creates the state directory and its tables
+    index = PlanIndex(cli.home / "agentops.sqlite")
+    for plan_id in ("abcdef0000000000000000000000000a", "abcdef1111111111111111111111111b"):
+        index.record(
+            {
+                "plan_id": plan_id,
+                "env": "dev",
+                "requester": "a",
+                "intent": "x",
+                "status": "blocked",
+                "created_at": "2026-12-01T00:00:00+00:00",
+            }
+        )
+    ambiguous = cli("show", "abcdef", expect=ExitCode.INPUT_ERROR).stderr
+    assert "abcdef0000000000000000000000000a" in ambiguous and "abcdef1111111111111111111111111b" in ambiguous
+    assert "at least 6 characters" in cli("show", "abcde", expect=ExitCode.NOT_FOUND).stderr
+    assert "no plan with id 'abcdef2'" in cli("approve", "abcdef2", "--as", "bob", expect=ExitCode.NOT_FOUND).stderr
+
+
+def test_lists_filter_and_sort_as_documented(cli):
+    first = cli.json("run", PROD_INTENT, "--env", "prod", "--user", "alice@example.com")["plan_id"]
+    second = cli.json(
+        "run", "deploy fraud-detector v4 to prod on 2 ml.g5.xlarge, canary 10%", "--env", "prod", "--user", "alice@example.com"
+    )["plan_id"]
+    dev = cli.json("run", "deploy churn-predictor to dev on one ml.m5.large", "--env", "dev", "--user", "dan")["plan_id"]
+    ids = lambda rows: [r["plan_id"] for r in rows]  # noqa: E731
+    assert ids(cli.json("approvals")) == [first, second], "default: the soonest deadline first"
+    assert ids(cli.json("approvals", "--sort", "created")) == [second, first]
+    assert cli.json("approvals", "--env", "dev") == []
+    assert ids(cli.json("plans")) == [dev, second, first], "default: newest first"
+    assert ids(cli.json("plans", "--env", "dev")) == [dev]
+    assert ids(cli.json("plans", "--status", "pending_approval", "--sort", "expires")) == [first, second]
+    assert ids(cli.json("plans", "--sort", "expires"))[-1] == dev, "a plan without a deadline comes last"
+
+
+# --- exit codes: one test per code ---------------------------------------------------------------------------
+
+
+def test_exit_0_for_done_and_for_waiting(cli):
+    assert cli.json("run", "deploy churn-predictor to dev on one ml.m5.large", "--env", "dev", "--user", "dan")["status"] == "deployed"
+    assert cli.json("run", PROD_INTENT, "--env", "prod", "--user", "alice")["status"] == "pending_approval"
+
+
+def test_exit_10_when_the_guardrail_blocks_a_run(cli):
+    view = cli.json("run", "deploy ranker to dev on 9 ml.p5.48xlarge", "--env", "dev", "--user", "dan", expect=ExitCode.BLOCKED)
+    assert view["status"] == "blocked"
+    assert "status blocked" in cli("show", view["plan_id"]).stdout, "show shows; it does not judge (exit 0)"
+
+
+def test_exit_12_when_the_request_expired(cli):
+    plan_id = cli.json("run", PROD_INTENT, "--env", "prod", "--user", "alice")["plan_id"]
+    db = sqlite3.connect(cli.home / "agentops.sqlite")
+    with db:  # the deadline passes
+        db.execute("UPDATE plans SET expires_at = '2000-01-01T00:00:00+00:00' WHERE plan_id = ?", (plan_id,))
+    db.close()
+    late = cli("approve", plan_id, "--as", "bob", expect=ExitCode.CONFLICT)
+    assert "expired" in late.stderr
+    assert cli.json("resume", plan_id, expect=ExitCode.NOT_APPROVED)["status"] == "expired"
+
+
+def test_exit_12_is_not_used_for_a_rejection_that_was_asked_for(cli):
+    plan_id = cli.json("run", PROD_INTENT, "--env", "prod", "--user", "alice")["plan_id"]
+    assert cli.json("reject", plan_id, "--as", "bob", "--reason", "freeze")["status"] == "rejected"
+    assert cli("reject", plan_id, "--as", "bob", "--reason", " ", expect=ExitCode.INPUT_ERROR).stderr.strip() == (
+        "error: a rejection needs a reason (--reason)"
+    ), "the CLI names its option; the domain's message names none (HTTP says the same without it)"
+    assert cli.json("resume", plan_id, expect=ExitCode.NOT_APPROVED)["status"] == "rejected"
+
+
+def test_exit_13_when_the_plan_failed(cli):
+    from test_nim_cli import closed_url
+
+    view = cli.json(
+        "run",
+        PROD_INTENT,
+        "--env",
+        "prod",
+        "--user",
+        "alice",
+        expect=ExitCode.FAILED,
+        AGENTOPS_PLANNER="nim",
+        AGENTOPS_PLANNER_BASE_URL=closed_url(),
+        NVIDIA_API_KEY="nvapi-test",
+        AGENTOPS_NIM_ON_FAILURE="fail",
+        AGENTOPS_NIM_RETRIES="0",
+    )
+    assert view["status"] == "failed" and "NVIDIA planner endpoint" in view["error"]
+
+
+@pytest.mark.parametrize(("status", "code"), [("needs_clarification", ExitCode.NEEDS_CLARIFICATION), ("rolled_back", ExitCode.ROLLED_BACK)])
+def test_exit_11_and_14_for_outcomes_the_embedded_defaults_cannot_reach(cli, monkeypatch, status, code):
+    """`needs_clarification` (the intent reader) and `rolled_back` (execute mode, SageMaker's auto-rollback) are
+    not reachable offline; the command's path from the plan's status to the exit code is what is checked."""
+    from app.service import Orchestrator
+
+    real_run = Orchestrator.run
+    monkeypatch.setattr(Orchestrator, "run", lambda self, *a, **kw: real_run(self, *a, **kw) | {"status": status})
+    assert (
+        cli.json("run", "deploy churn-predictor to dev on one ml.m5.large", "--env", "dev", "--user", "dan", expect=code)["status"]
+        == status
+    )
+
+
+def test_exit_70_for_a_bug_in_one_line(cli, monkeypatch):
+    from app.service import Orchestrator
+
+    def broken(self, *args, **kwargs):
+        raise KeyError("a bug")
+
+    monkeypatch.setattr(Orchestrator, "plans", broken)
+    result = cli("plans", expect=ExitCode.INTERNAL)
+    assert result.stderr == "internal error: KeyError: 'a bug'\n"
+
+
+def test_the_exit_code_table_is_in_help_and_in_the_readme():
+    from app.exit_codes import MEANINGS
+
+    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    for code in ExitCode:
+        assert f"| {int(code)} | `{code.name}` | {MEANINGS[code]} |" in readme, f"README row for {code.name}"
