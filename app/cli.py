@@ -34,6 +34,14 @@ def _fail(message: str, code: ExitCode, label: str = "error") -> typer.Exit:
     return typer.Exit(int(code))
 
 
+# The domain's refusals name no front end's field (HTTP sends the same words); here, say which option fixes them.
+_OPTION_HINTS = {
+    "a rejection needs a reason": "--reason",
+    "say who decides": "--as",
+    "the requester is empty: say who asks": "--user",
+}
+
+
 class _Commands(TyperGroup):
     """Every command runs inside this: a refusal becomes one line on stderr and its exit code (in-process
     callers such as CliRunner see the same codes as the console script)."""
@@ -44,7 +52,8 @@ class _Commands(TyperGroup):
         except (typer.Exit, typer.Abort, TyperException):  # exits, usage errors (2): typer reports them itself
             raise
         except AgentOpsError as exc:
-            raise _fail(str(exc), exit_codes.for_error(exc)) from None
+            hint = _OPTION_HINTS.get(str(exc))
+            raise _fail(f"{exc} ({hint})" if hint else str(exc), exit_codes.for_error(exc)) from None
         except ValidationError as exc:
             if exc.title == Settings.__name__:  # a bad environment variable or .env value: the user's to fix
                 first = exc.errors()[0]
@@ -307,18 +316,9 @@ def show_command(plan_id: str = PlanIdArgument, as_json: bool = JsonOption) -> N
     _emit_json(view) if as_json else _print_plan(view)
 
 
-# The domain's refusals name no front end's field; on the command line, say which option fixes them.
-_OPTION_HINTS = {"a rejection needs a reason": "--reason", "say who decides": "--as"}
-
-
 def _decide(plan_id: str, approver: str, approved: bool, reason: str, as_json: bool) -> None:
     with Orchestrator.open(Settings()) as orchestrator:
-        try:
-            view = orchestrator.decide(_plan_id(orchestrator, plan_id), approver, approved, reason)
-        except AgentOpsError as exc:
-            if str(exc) in _OPTION_HINTS:
-                raise type(exc)(f"{exc} ({_OPTION_HINTS[str(exc)]})") from None
-            raise
+        view = orchestrator.decide(_plan_id(orchestrator, plan_id), approver, approved, reason)
     if approved:
         _plan_result(view, as_json)  # deployed 0, pending another approver 0, failed 13, ...
     else:
