@@ -416,3 +416,19 @@ def test_the_exit_code_table_is_in_help_and_in_the_readme():
     readme = (Path(__file__).parent.parent / "README.md").read_text()
     for code in ExitCode:
         assert f"| {int(code)} | `{code.name}` | {MEANINGS[code]} |" in readme, f"README row for {code.name}"
+
+
+def test_http_refusals_name_no_cli_option(start_service):
+    import httpx
+
+    url, keys = start_service()
+    plan = httpx.post(
+        f"{url}/plans", json={"intent": PROD_INTENT, "env": "prod"}, headers={"X-API-Key": keys["alice@example.com"]}, timeout=60
+    )
+    refused = httpx.post(
+        f"{url}/plans/{plan.json()['plan_id']}/decisions",
+        json={"approved": False, "reason": "  "},
+        headers={"X-API-Key": keys["bob@example.com"]},
+        timeout=60,
+    )
+    assert refused.status_code == 422 and refused.json()["message"] == "a rejection needs a reason"
