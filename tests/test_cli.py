@@ -432,3 +432,71 @@ def test_http_refusals_name_no_cli_option(start_service):
         timeout=60,
     )
     assert refused.status_code == 422 and refused.json()["message"] == "a rejection needs a reason"
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def plan_index(request, tmp_path):
+    from tools.storage.plan_index import PlanIndex
+
+    if request.param == "sqlite":
+        return PlanIndex(tmp_path / "agentops.sqlite")
+    return PlanIndex(request.getfixturevalue("postgres_url"))
+
+
+def test_prefix_resolution_agrees_with_the_ids_on_both_backends(plan_index):
+    """Generated ids sharing prefixes: any start of >= 6 characters resolves to its plan when only it has that
+    start, and is refused naming every plan that does otherwise."""
+    from hypothesis import HealthCheck, given
+    from hypothesis import settings as hsettings
+    from hypothesis import strategies as st
+
+    from agentops.errors import AgentOpsError, NotFound
+    from app.service import resolve_plan_id
+
+    hex_id = st.text("0123456789abcdef", min_size=32, max_size=32)
+
+    @hsettings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+    @given(base=hex_id, tails=st.lists(st.integers(6, 31), min_size=1, max_size=4), pick=st.integers(0, 3), cut=st.integers(6, 32))
+    def check(base, tails, pick, cut):
+        # Ids that share the first n characters of `base`, then differ.
+        ids = {base} | {base[:n] + ("0" if base[n] != "0" else "1") + base[n + 1 :] for n in tails}
+        for plan_id in ids:
+            plan_index.record(
+                {
+                    "plan_id": plan_id,
+                    "env": "dev",
+                    "requester": "a",
+                    "intent": "x",
+                    "status": "blocked",
+                    "created_at": "2026-12-01T00:00:00+00:00",
+                }
+            )
+        target = sorted(ids)[pick % len(ids)]
+        prefix = target[:cut]
+        everyone = [p.plan_id for p in plan_index.list(limit=100_000)]
+        matching = sorted(p for p in everyone if p.startswith(prefix))
+        if prefix in everyone or matching == [target]:
+            assert resolve_plan_id(plan_index, prefix) == (prefix if prefix in everyone else target)
+        else:
+            with pytest.raises(AgentOpsError) as refused:
+                resolve_plan_id(plan_index, prefix)
+            assert not isinstance(refused.value, NotFound)
+            assert all(p in str(refused.value) for p in matching[:10])
+
+    check()
+
+
+def test_list_order_on_both_backends(plan_index):
+    rows = [
+        ("a" * 32, "2026-12-01T00:00:00+00:00", "2026-12-02T00:00:00+00:00"),
+        ("b" * 32, "2026-12-01T01:00:00+00:00", "2026-12-01T12:00:00+00:00"),  # newer, but due sooner
+        ("c" * 32, "2026-12-01T02:00:00+00:00", None),  # never asked for approval
+    ]
+    for plan_id, created, expires in rows:
+        plan_index.record(
+            {"plan_id": plan_id, "env": "prod", "requester": "a", "intent": "x", "status": "pending_approval", "created_at": created}
+            | ({"expires_at": expires} if expires else {})
+        )
+    assert [p.plan_id[0] for p in plan_index.list()] == ["c", "b", "a"]
+    assert [p.plan_id[0] for p in plan_index.list(sort="expires")] == ["b", "a", "c"]
+    assert plan_index.resolve_prefix("aaaaaa") == ["a" * 32] and plan_index.resolve_prefix("abcdef") == []
