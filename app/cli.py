@@ -12,7 +12,7 @@ import json
 import sys
 from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 import typer
 from pydantic import ValidationError
@@ -22,7 +22,7 @@ from typer.core import TyperGroup
 from typer.exceptions import TyperException
 
 from agentops.errors import AgentOpsError, NotFound
-from agentops.schemas import DeploymentConfig, GuardrailReport, PlanSummary
+from agentops.schemas import DeploymentConfig, GuardrailReport, PlanStatus, PlanSummary
 from agentops.settings import Settings
 from app import exit_codes
 from app.exit_codes import ExitCode
@@ -303,6 +303,8 @@ def plans_command(
     as_json: bool = JsonOption,
 ) -> None:
     """List recent plans, newest first."""
+    if status is not None and status not in get_args(PlanStatus):
+        raise AgentOpsError(f"unknown status '{status}': expected one of {', '.join(get_args(PlanStatus))}")
     with Orchestrator.open(Settings()) as orchestrator:
         rows = orchestrator.plans(status=status, env=env, limit=limit, sort=sort.value)
     _emit_json([r.model_dump(mode="json") for r in rows]) if as_json else _print_summaries(rows, "plans")

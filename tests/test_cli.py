@@ -88,6 +88,7 @@ def test_reject_needs_a_reason_and_ends_the_plan(cli):
         (("show", "nope"), "no plan", ExitCode.NOT_FOUND),
         (("audit", "show", "nope"), "no audit events", ExitCode.NOT_FOUND),
         (("plans", "--sort", "cost"), "", ExitCode.USAGE),
+        (("plans", "--status", "done"), "unknown status 'done': expected one of planning, blocked", ExitCode.INPUT_ERROR),
     ],
 )
 def test_bad_input_gets_one_line_and_its_exit_code(cli, args, message, code):
