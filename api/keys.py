@@ -160,7 +160,9 @@ class KeyStore:
             raise AgentOpsError(f"give at least {MIN_ID_PREFIX} characters of the key id (agentops keys list shows them)")
         matches = [k for k in keys if k.id.startswith(wanted)]
         if not matches:
-            raise NotFound(f"no API key with id '{key_id}' in {self.path} (agentops keys list shows them)")
+            raise NotFound(
+                f"no API key with id '{key_id}' in {self.path} (agentops keys list shows them; keys given in AGENTOPS_API_KEYS are changed there)"
+            )
         if len(matches) > 1:
             raise AgentOpsError(f"'{key_id}' matches {len(matches)} keys: " + ", ".join(f"{k.id} ({k.name})" for k in matches))
         return matches[0]
