@@ -16,6 +16,7 @@ from botocore.stub import Stubber
 
 from agentops.errors import EnvironmentProblem
 from agentops.settings import PROJECT_ROOT, Settings
+from app.exit_codes import ExitCode
 from tools.sagemaker.aws import AwsCaller, AwsError
 from tools.sagemaker.execute import executor_from_settings
 
@@ -101,7 +102,7 @@ def test_serve_with_execute_on_and_no_role_says_so_in_one_line(tmp_path):
         timeout=120,
     )
 
-    assert result.returncode != 0
+    assert result.returncode == ExitCode.ENVIRONMENT
     assert "Traceback" not in result.stderr + result.stdout
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and "AGENTOPS_EXECUTION_ROLE_ARN" in lines[0], result.stderr
@@ -188,3 +189,30 @@ def test_a_request_aws_rejects_is_not_blamed_on_the_set_up(aws_env):
 
     assert not isinstance(caught.value, EnvironmentProblem)
     assert str(caught.value) == "AWS rejected CreateModel m (ValidationException): Image URI is not valid"
+
+
+@pytest.mark.parametrize(
+    ("env", "line"),
+    [
+        ({"AWS_ACCESS_KEY_ID": "AKIAEXAMPLE"}, "incomplete AWS credentials (env is missing AWS_SECRET_ACCESS_KEY)"),
+        ({"AWS_PROFILE": "prod-deployer"}, "AWS profile 'prod-deployer' is not configured (AWS_PROFILE)"),
+    ],
+)
+def test_the_cli_reports_a_broken_credential_chain_in_one_line_with_the_environment_exit_code(tmp_path, env, line):
+    base = {
+        "PATH": os.environ["PATH"],
+        "AGENTOPS_HOME": str(tmp_path),
+        "EXECUTE": "true",
+        "AGENTOPS_EXECUTION_ROLE_ARN": ROLE_ARN,
+        "AWS_REGION": REGION,
+        "AWS_EC2_METADATA_DISABLED": "true",
+        "AWS_CONFIG_FILE": str(tmp_path / "none"),
+        "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "none"),
+    }
+    result = subprocess.run(
+        [sys.executable, "-m", "app.cli", "plans", "--json"], env=base | env, cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=120
+    )
+
+    assert result.returncode == ExitCode.ENVIRONMENT
+    lines = [text for text in result.stderr.splitlines() if text.strip()]
+    assert len(lines) == 1 and line in lines[0] and "Traceback" not in result.stderr, result.stderr
