@@ -8,7 +8,8 @@ import os
 import sqlite3
 import subprocess
 import sys
-from datetime import UTC
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -198,7 +199,12 @@ def test_keys_revoked_and_rotated_with_the_cli_take_effect_on_the_running_servic
     erin = cli.json("keys", "add", "erin@example.com", "--role", "approver", **home)
     erin_again = cli.json("keys", "add", "erin@example.com", "--role", "viewer", **home)  # names may repeat; ids do not
     assert erin["id"] != erin_again["id"] and erin["key"].startswith("ak_")
-    assert _me(url, erin["key"]).json() == {"name": "erin@example.com", "roles": ["approver"], "via": "api_key"}
+    assert _me(url, erin["key"]).json() == {
+        "name": "erin@example.com",
+        "display": "erin@example.com",
+        "roles": ["approver"],
+        "via": "api_key",
+    }
     listed = cli.json("keys", "list", **home)
     assert [k["id"] for k in listed if k["name"] == "erin@example.com"] == [erin["id"], erin_again["id"]]
     assert all("key" not in k and "sha256" not in k for k in listed)
@@ -346,12 +352,14 @@ def test_exit_10_when_the_guardrail_blocks_a_run(cli):
     assert "status blocked" in cli("show", view["plan_id"]).stdout, "show shows; it does not judge (exit 0)"
 
 
-def test_exit_12_when_the_request_expired(cli):
+def test_exit_12_when_the_request_expired(cli, monkeypatch):
+    import app.service
+
     plan_id = cli.json("run", PROD_INTENT, "--env", "prod", "--user", "alice")["plan_id"]
-    db = sqlite3.connect(cli.home / "agentops.sqlite")
-    with db:  # the deadline passes
-        db.execute("UPDATE plans SET expires_at = '2000-01-01T00:00:00+00:00' WHERE plan_id = ?", (plan_id,))
-    db.close()
+    # A day and more later (the clock, not the index or an answer, says a request ran out: nodes/approval.py).
+    later = datetime.now(UTC) + timedelta(hours=25)
+    build = app.service.build_dependencies
+    monkeypatch.setattr(app.service, "build_dependencies", lambda settings: replace(build(settings), clock=lambda: later))
     late = cli("approve", plan_id, "--as", "bob", expect=ExitCode.CONFLICT)
     assert "expired" in late.stderr
     assert cli.json("resume", plan_id, expect=ExitCode.NOT_APPROVED)["status"] == "expired"
