@@ -32,8 +32,11 @@ PlanStatus = Literal[
     "rolled_back",
     "torn_down",
     "failed",
+    "needs_clarification",  # the intent's words could not all be read: a question went back, nothing was planned
 ]
-TERMINAL_STATUSES: frozenset[str] = frozenset({"blocked", "rejected", "expired", "deployed", "rolled_back", "torn_down", "failed"})
+TERMINAL_STATUSES: frozenset[str] = frozenset(
+    {"blocked", "rejected", "expired", "deployed", "rolled_back", "torn_down", "failed", "needs_clarification"}
+)
 
 
 class DeploymentConfig(BaseModel):

@@ -51,6 +51,8 @@ _VIEW_FIELDS = (
     "config",
     "change",
     "pinned",
+    "reading",
+    "question",
     "evidence",
     "planner",
     "decision",
