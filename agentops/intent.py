@@ -115,9 +115,12 @@ class ParsedIntent(BaseModel):
 
 
 def describe_reading(reading: dict[str, dict[str, Any]]) -> list[str]:
-    """One line per phrase: "two g5.xlarge -> instance_count 2, instance_type ml.g5.xlarge"."""
+    """One line per phrase: "two g5.xlarge -> instance_count 2, instance_type ml.g5.xlarge". A field read from
+    words inside a wider phrase is shown with that phrase."""
+    spans = sorted({(r.get("start", 0), r.get("end", 0), str(r.get("words", ""))) for r in reading.values()}, key=lambda s: (s[0], -s[1]))
     phrases: dict[tuple[int, int, str], list[str]] = {}
-    for name, item in sorted(reading.items(), key=lambda kv: (kv[1].get("start", 0), kv[0])):
-        key = (item.get("start", 0), item.get("end", 0), str(item.get("words", "")))
-        phrases.setdefault(key, []).append(f"{name} {item.get('value')}")
-    return [f"{words} -> {', '.join(fields)}" for (_, _, words), fields in phrases.items()]
+    for name, item in sorted(reading.items(), key=lambda kv: (kv[1].get("start", 0), kv[1].get("end", 0))):
+        start, end = item.get("start", 0), item.get("end", 0)
+        home = next((s for s in spans if s[0] <= start and end <= s[1]), (start, end, str(item.get("words", ""))))
+        phrases.setdefault(home, []).append(f"{name} {item.get('value')}")
+    return [f"{words} -> {', '.join(fields)}" for (_, _, words), fields in sorted(phrases.items())]

@@ -23,7 +23,16 @@ def sagemaker_instance_types() -> frozenset[str]:
 def closest_type(words: str, known: frozenset[str]) -> str | None:
     """The known type nearest to what was written ("g5.2xlrage" -> ml.g5.2xlarge), or None."""
     guess = "".join(words.lower().split())
-    if not guess.startswith("ml."):
-        guess = "ml." + guess.removeprefix("ml")
-    matches = difflib.get_close_matches(guess, sorted(known), n=1, cutoff=0.75)
-    return matches[0] if matches else None
+    # The words as written, with "ml." put in front, and with a garbled first part replaced by it ("lm.c4.xlarge").
+    guesses = {guess if guess.startswith("ml.") else "ml." + guess.removeprefix("ml"), "ml." + guess.partition(".")[2]}
+    scored = [
+        (difflib.SequenceMatcher(None, g, t).ratio(), t)
+        for g in guesses
+        for t in difflib.get_close_matches(g, _sorted(known), n=1, cutoff=0.75)
+    ]
+    return max(scored)[1] if scored else None
+
+
+@lru_cache(maxsize=4)
+def _sorted(known: frozenset[str]) -> list[str]:
+    return sorted(known)

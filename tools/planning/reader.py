@@ -73,6 +73,10 @@ _FAMILY = r"[a-z]+\d[a-z0-9]*(?:-[a-z0-9]+)?"
 _TYPE_SHAPE = re.compile(rf"^(?:ml\.)?{_FAMILY}\.[a-z0-9]*[a-z][a-z0-9]*$")
 _SIZE_WORD = re.compile(rf"^{_SIZES}$")
 _FAMILY_WORD = re.compile(rf"^(?:ml\.)?{_FAMILY}$")
+# A word that reads like an instance type even misspelt ("lm.c4.2xlarge", "g5.xlrage"): never part of a name.
+_TYPEISH = re.compile(
+    r"(?:^|[.\d])xl(?:arge)?$|xlarg|xlrage|xlage|\dxl|\.(?:large|medium|small|micro|nano|metal)$|^ml\.|^ml\d|^[a-z]{1,3}\d[a-z]*\.[a-z0-9]+$"
+)
 _VERSION = re.compile(r"^v\d+(?:\.\d+)*$")
 _NUMBER = re.compile(r"^\d+(?:\.\d+)?$")
 _RANGE = re.compile(r"^(\d+)-(\d+)$")
@@ -138,6 +142,9 @@ _CEILINGS = sorted(
     key=len,
     reverse=True,
 )
+_CEILINGS_BY_FIRST: dict[str, list[tuple[str, ...]]] = {}
+for _words in _CEILINGS:
+    _CEILINGS_BY_FIRST.setdefault(_words[0], []).append(_words)
 # Words a phrase may skip between its keyword and its number ("canary of 10%", "capture at 20%").
 _LINKS = {
     "of",
@@ -164,6 +171,28 @@ _SUBJECT_SKIP = {"the", "endpoint", "named", "called", "model", "service", "of",
 # Words that end a name: structure, not part of any name.
 _STOP = {"to", "on", "with", "using", "in", "into", "at", "for", "across", "onto", "via", "behind", "as", "and", "then", "from"}
 _STOP |= {"but", "or", "please", "endpoint", "named", "called", "env", "environment", "instance", "type", "budget", "under", "x", "by"}
+_STOP |= {"asap", "thanks", "thank", "now", "today", "tonight", "quickly", "immediately", "urgently", "again", "this", "that", "data"}
+_STOP |= {
+    "version",
+    "ver",
+    "so",
+    "because",
+    "if",
+    "when",
+    "after",
+    "before",
+    "once",
+    "it",
+    "its",
+    "we",
+    "i",
+    "you",
+    "they",
+    "is",
+    "are",
+    "be",
+    "should",
+}
 # Every word the grammar has a use for: never swallowed into a model name.
 _VOCABULARY = (
     set(NUMBER_WORDS)
@@ -179,7 +208,7 @@ _VOCABULARY = (
     | _AUTOSCALE_WORDS
     | _STOP
     | {"single", "pair", "all", "once", "artifact", "image", "max", "maximum", "most", "up", "least", "upto"}
-    | {"a", "an", "the", "of", "is", "it", "count", "percent"}
+    | {"a", "an", "the", "of", "is", "it", "count", "percent", "new", "same", "dedicated", "gpu", "gpus", "cpu", "more", "less"}
 )
 # Words whose misspellings matter: a typo of one of these next to a number loses a parameter.
 _KEYWORDS = sorted(
@@ -257,6 +286,10 @@ class _Reader:
             return 1, i
         return None
 
+    def count_slot(self, i: int) -> bool:
+        """Token i is what a count stands before: an instance type (or type-like word) or an instance noun."""
+        return self.kind(i) in ("type", "typelike") or self.low(i) in _INSTANCE_NOUNS - {"instance"}
+
     def vague_at(self, i: int) -> int | None:
         """Last token index of a vague count ("a couple of", "a few", "several") starting at i."""
         j = i + 1 if self.low(i) in ("a", "an") else i
@@ -269,13 +302,13 @@ class _Reader:
     def read(self) -> ParsedIntent:
         self.artifacts()
         self.actions()
+        self.budget()  # before counts: "$2/h max 3 ml.m5.large" caps the budget, not the count
+        self.autoscaling()  # before counts: "autoscale up to 2 ml.m5.large" bounds the scaling, not the count
         self.types()
-        self.autoscaling()
         self.ceilings()
         self.counts()
         self.rollout()
         self.monitoring()
-        self.budget()
         self.environments()
         self.endpoint()
         if self.intent.action in ("rollback", "teardown"):
@@ -381,7 +414,9 @@ class _Reader:
         return None
 
     def start_of_count_ending_at(self, i: int) -> int | None:
-        for start in (i, i - 1, i - 2):
+        for start in (i - 2, i - 1, i):  # the longest phrase: "a single", "a pair of"
+            if self.low(start - 1) in ("version", "ver"):
+                continue  # "fraud-detector version 2 ml.m5.large": the 2 is the model's version
             if start >= 0 and all(self.free(k) for k in range(start, i + 1)):
                 found = self.count_at(start)
                 if found and found[1] == i:
@@ -389,7 +424,7 @@ class _Reader:
         return None
 
     def vague_start_ending_at(self, i: int) -> int | None:
-        for start in (i, i - 1, i - 2):
+        for start in (i - 2, i - 1, i):
             if start >= 0 and self.vague_at(start) == i and all(self.free(k) for k in range(start, i + 1)):
                 return start
         return None
@@ -454,8 +489,8 @@ class _Reader:
         self.take("autoscaling_max", high, i, j)
 
     def ceilings(self) -> None:
-        for i in range(len(self.tokens)):
-            for words in _CEILINGS:
+        for i, token in enumerate(self.tokens):
+            for words in _CEILINGS_BY_FIRST.get(token.low, ()):
                 last = i + len(words) - 1
                 if all(self.low(i + k) == w and self.free(i + k) for k, w in enumerate(words)):
                     j = last + 1
@@ -470,7 +505,7 @@ class _Reader:
 
     def counts(self) -> None:
         for i in range(len(self.tokens)):
-            if not self.free(i):
+            if not self.free(i) or self.low(i - 1) in ("version", "ver"):
                 continue
             low = self.low(i)
             # "2 instances", "two replicas", "a single instance", "a pair of nodes"
@@ -598,7 +633,10 @@ class _Reader:
             if period == "other":
                 self.ask(start, j, "budgets are dollars per hour; what is the hourly limit?")
             elif period == "hour" or budget_word:
-                self.take("budget_usd_per_hour", token.value, start, j if period else i)
+                end = j if period else i
+                if self.low(end + 1) in ("max", "maximum", "tops", "limit", "cap", "ceiling") and self.free(end + 1):
+                    end += 1  # "$2/h max"
+                self.take("budget_usd_per_hour", token.value, start, end)
 
     def environments(self) -> None:
         for i, token in enumerate(self.tokens):
@@ -619,6 +657,7 @@ class _Reader:
             and token.low not in _VOCABULARY
             and token.low not in _VERBS
             and not token.low.isdigit()
+            and not _TYPEISH.search(token.low)
         )
 
     def endpoint(self) -> None:
@@ -670,7 +709,11 @@ class _Reader:
         if self.kind(j) == "version" and self.low(j + 1) == "of" and self.free(j):  # "deploy v3 of fraud-detector"
             version_at, j = j, j + 2
         first = j
-        while self.name_at(j):
+        # A later word that is a misspelt keyword ("fraud detector canray") ends the name: it is asked about, not named.
+        # So does a later word in the place of a count ("fraud detector thre replicas").
+        while self.name_at(j) and (
+            j == first or not (_closest_keyword(self.low(j)) or (self.count_slot(j + 1) and _close_number(self.low(j))))
+        ):
             j += 1
         if j == first:
             self.intent.missing = "which model? name it after the verb, e.g. 'deploy fraud-detector v3 to prod'"
@@ -679,7 +722,7 @@ class _Reader:
         if version_at is None and self.free(j):
             if self.kind(j) == "version":
                 version_at = last = j
-            elif self.low(j) in ("version", "ver") and self.kind(j + 1) in ("number", "version") and self.free(j + 1):
+            elif self.low(j) in ("version", "ver") and re.match(r"^v?\d+(?:\.\d+)*$", self.low(j + 1)) and self.free(j + 1):
                 version_at = last = j + 1
         # "upgrade fraud-detector v3 to v4", "update fraud-detector in prod to v4": the version after "to" is deployed.
         target = next(
@@ -701,11 +744,21 @@ class _Reader:
         self.intent.spans["model_name"] = self.span(min(ends), max(ends))
 
     def leftovers(self) -> None:
-        """Every unused token that looks like a deployment parameter is asked about."""
-        for i, token in enumerate(self.tokens):
+        """Every unused token that looks like a deployment parameter is asked about: values first, so a misspelt
+        keyword is quoted with its value ("canray 10%" -> did you mean canary 10%?)."""
+        values = [i for i, t in enumerate(self.tokens) if t.kind in ("number", "percent", "money", "range", "mult")]
+        for i in values + [i for i in range(len(self.tokens)) if i not in values]:
+            token = self.tokens[i]
             if not self.free(i):
                 continue
             reason = _parameter_like(token)
+            if reason is None and token.kind == "word" and token.low not in _VOCABULARY and token.low not in _VERBS:
+                after = i + 1
+                close = _close_number(token.low)
+                if close and self.count_slot(after):
+                    # "thre g5.xlarge", "tow instances": the word where a count goes is a misspelt number.
+                    self.ask(i, i, "is this how many instances? say a number", close)
+                    continue
             if reason is None:
                 continue
             start, suggestion = i, None
@@ -715,7 +768,7 @@ class _Reader:
                 if close and close[0] != self.low(before):
                     start, suggestion = before, f"{close[0]} {token.text}"
             if token.kind in ("typelike", "word") and suggestion is None:
-                suggestion = _closest_keyword(token.low)
+                suggestion = closest_type(token.low, self.known) if _TYPEISH.search(token.low) else _closest_keyword(token.low)
             self.ask(start, i, reason, suggestion)
 
 
@@ -724,6 +777,23 @@ def _families(known: frozenset[str]) -> frozenset[str]:
     return frozenset(t.split(".")[1] for t in known if t.count(".") == 2)
 
 
+@lru_cache(maxsize=8192)
+def _close_number(word: str) -> str | None:
+    """The number word one typo away (a letter dropped, doubled, replaced or two swapped): "thre" -> three."""
+    return next((n for n in NUMBER_WORDS if n != word and _one_edit(word, n)), None)
+
+
+def _one_edit(a: str, b: str) -> bool:
+    if abs(len(a) - len(b)) > 1:
+        return False
+    if len(a) == len(b):
+        diff = [i for i in range(len(a)) if a[i] != b[i]]
+        return len(diff) == 1 or (len(diff) == 2 and diff[1] == diff[0] + 1 and a[diff[0]] == b[diff[1]] and a[diff[1]] == b[diff[0]])
+    short, long_ = (a, b) if len(a) < len(b) else (b, a)
+    return any(long_[:i] + long_[i + 1 :] == short for i in range(len(long_)))
+
+
+@lru_cache(maxsize=8192)
 def _closest_keyword(word: str) -> str | None:
     close = difflib.get_close_matches(word, _KEYWORDS, n=1, cutoff=0.75)
     return close[0] if close and close[0] != word else None
@@ -748,10 +818,10 @@ def _parameter_like(token: Token) -> str | None:
         return "how many is that? say a number of instances"
     if low in _STRATEGY_WORDS or low in ("once", "all-at-once"):
         return "this rollout word fits no phrase I can read ('canary 10%', 'linear 20%', 'all at once')"
+    if _TYPEISH.search(low):
+        return "this looks like an instance type, but SageMaker has no type by this name"
     if any(ch.isdigit() for ch in low) and not low.startswith(("v", "s3")):
         return "this looks like a parameter but fits no phrase I can read"
-    if re.search(r"\d?xl(?:arge)?$|xlarg|xlrage|^ml\.", low):
-        return "this looks like an instance type, but SageMaker has no type by this name"
     if _closest_keyword(low) in {"canary", "linear", "autoscale", "autoscaling", "capture", "monitoring", "instances", "replicas"}:
         return "this looks like a misspelt parameter word"
     return None
