@@ -17,6 +17,7 @@ from rich.console import Console
 from rich.table import Table
 
 from agentops.errors import AgentOpsError
+from agentops.intent import describe_reading
 from agentops.schemas import DeploymentConfig, GuardrailReport, PlanSummary
 from agentops.settings import Settings
 from app.service import Orchestrator
@@ -91,6 +92,10 @@ def _print_plan(view: dict[str, Any]) -> None:
         console.print(
             f"plan [bold]{view['plan_id']}[/]  status [bold]{view.get('status')}[/]  env {view.get('env')}  requester {view.get('requester')}"
         )
+    if view.get("question"):
+        console.print(f"[yellow]needs clarification:[/] {view['question']}", highlight=False)
+    for line in describe_reading(view.get("reading") or {}):
+        console.print(f"from your words: {line}", highlight=False)
     planner = view.get("planner") or {}
     if planner.get("llm_calls") or planner.get("fallback"):
         console.print(
