@@ -351,8 +351,9 @@ class _Reader:
         self.take("action", action, first, last)
         self.verb_end = last
         for i, j, other in found[1:]:
-            if other == action and self.low(i - 1) not in ("and", "then", ",", ";"):
-                self.mark(i, j)  # "update ... and roll out ..." reads as one request only when nothing joins them
+            k = j + 1 + (self.low(j + 1) in ("the", "model"))
+            if other == action and not (self.name_at(k) or self.kind(k) == "version"):
+                self.mark(i, j)  # "deploy x ... and ship it": the same request said twice
                 continue
             self.ask(i, j, f"this asks for a second action ({other}) besides '{self.span(first, last).text}'; one plan does one thing")
 
@@ -816,7 +817,7 @@ def _parameter_like(token: Token) -> str | None:
         return None
     if low in NUMBER_WORDS or low in VAGUE_COUNTS or low in ("pair", "single"):
         return "how many is that? say a number of instances"
-    if low in _STRATEGY_WORDS or low in ("once", "all-at-once"):
+    if low in _STRATEGY_WORDS or low == "all-at-once":  # "at once" alone means "now"
         return "this rollout word fits no phrase I can read ('canary 10%', 'linear 20%', 'all at once')"
     if _TYPEISH.search(low):
         return "this looks like an instance type, but SageMaker has no type by this name"
