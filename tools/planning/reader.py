@@ -173,6 +173,8 @@ _STOP = {"to", "on", "with", "using", "in", "into", "at", "for", "across", "onto
 _STOP |= {"but", "or", "please", "endpoint", "named", "called", "env", "environment", "instance", "type", "budget", "under", "x", "by"}
 _STOP |= {"asap", "thanks", "thank", "now", "today", "tonight", "quickly", "immediately", "urgently", "again", "this", "that", "data"}
 _STOP |= {
+    "model",
+    "models",
     "version",
     "ver",
     "so",
