@@ -70,7 +70,7 @@ class Intent:
 
 
 # Not a near-miss of a keyword either: the reader rightly stops a name at "canray".
-name_part = st.from_regex(r"[a-z]{3,9}", fullmatch=True).filter(
+name_part = st.text(alphabet="abcdefghijklmnopqrstuvwxyz", min_size=3, max_size=9).filter(
     lambda w: w not in _RESERVED and reader._closest_keyword(w) is None and not reader._TYPEISH.search(w) and not reader._close_number(w)
 )
 instance_type = st.sampled_from(KNOWN)
@@ -111,7 +111,8 @@ def intents(draw: Any) -> Intent:
     verb = draw(st.sampled_from(["deploy", "roll out", "ship", "push", "spin up", "release", "launch", "promote", "serve"]))
     words = draw(st.lists(name_part, min_size=1, max_size=3))
     name = draw(st.sampled_from(["-".join(words), " ".join(words)]))
-    version = draw(st.one_of(st.none(), st.from_regex(r"v[1-9][0-9]?(\.[0-9]{1,2}){0,2}", fullmatch=True)))
+    parts = draw(st.one_of(st.none(), st.lists(st.integers(0, 99), min_size=0, max_size=2)))
+    version = None if parts is None else "v" + ".".join(map(str, [draw(st.integers(1, 99)), *parts]))
     version_text = "" if version is None else draw(st.sampled_from([f" {version}", f" version {version[1:]}"]))
     model_name = re.sub(r"[^a-z0-9]+", "-", f"{name} {version or ''}".lower()).strip("-")
     intent = Intent(text="", env=env, expect={"model_name": model_name})
