@@ -166,7 +166,7 @@ def _check_counts_and_autoscaling(cfg: DeploymentConfig, env: str, findings: _Fi
             "instance_count",
             f"instance_count {cfg.instance_count} is outside {env}'s range of {limits.min}-{limits.max} instances",
         )
-    low, high = cfg.autoscaling_min, cfg.autoscaling_max
+    low, high = cfg.autoscaling_range
     if not low <= cfg.instance_count <= high:
         findings.violate(
             "autoscaling.order",

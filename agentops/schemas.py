@@ -69,6 +69,11 @@ class DeploymentConfig(BaseModel):
         return self
 
     @property
+    def autoscaling_range(self) -> tuple[int, int]:
+        """(min, max) instances; the validator fills both from instance_count when unset."""
+        return (self.autoscaling_min or self.instance_count, self.autoscaling_max or self.instance_count)
+
+    @property
     def peak_instance_count(self) -> int:
         return max(self.instance_count, self.autoscaling_max or self.instance_count)
 

@@ -8,7 +8,8 @@ from rich.console import Console
 from agentops.errors import AgentOpsError
 from agentops.settings import Settings
 from api.app import create_app
-from api.auth import DEV_IDENTITIES, ApiKeys, create_dev_keys
+from api.auth import DEV_IDENTITIES, create_dev_keys
+from api.keys import KeyRing
 from tools.storage.database import require_postgres
 
 console = Console()
@@ -16,7 +17,7 @@ console = Console()
 
 def serve(settings: Settings, dev_keys: bool = False) -> None:
     created = create_dev_keys(settings.api_keys_path) if dev_keys else None
-    if not len(ApiKeys.from_settings(settings)) and not settings.oidc_issuer:
+    if not len(KeyRing(settings)) and not settings.oidc_issuer:
         raise AgentOpsError(
             f"no API keys in {settings.api_keys_path} or AGENTOPS_API_KEYS, and no OIDC issuer: nobody could sign in. "
             "Create a key with `agentops keys add NAME --role approver`, or start with --dev-keys for demo keys"

@@ -90,7 +90,24 @@ logger = logging.getLogger("agentops")
 # Statuses a plan can be left in by a process that died; `recover` looks at these.
 UNFINISHED_STATUSES = ("planning", "pending_approval", "approved", "deploying")
 _WAITS_FOR_A_HUMAN = object()  # `_next_input`: nothing to do until someone decides
+MIN_ID_PREFIX = 6  # the shortest part of a plan id the CLI accepts (tables never show less)
 _MAX_RESUME_STEPS = 20  # a bound on re-driving one plan (each step is one stored decision or one continuation)
+
+
+def resolve_plan_id(index: SqlitePlanIndex, text: str) -> str:
+    """The plan id a person typed: the whole id, or a unique prefix of at least MIN_ID_PREFIX characters."""
+    wanted = text.strip()
+    if index.get(wanted) is not None:
+        return wanted
+    if len(wanted) < MIN_ID_PREFIX:
+        raise NotFound(f"no plan with id '{text}' (a shortened id needs at least {MIN_ID_PREFIX} characters)")
+    matches = index.resolve_prefix(wanted)
+    if not matches:
+        raise NotFound(f"no plan with id '{text}'")
+    if len(matches) > 1:
+        more = " (and more)" if len(matches) >= 10 else ""
+        raise AgentOpsError(f"'{text}' matches several plans: {', '.join(matches)}{more}; give more characters")
+    return matches[0]
 
 
 class Orchestrator:
@@ -149,12 +166,18 @@ class Orchestrator:
     def show(self, plan_id: str) -> dict[str, Any]:
         return self._view(plan_id, self.graph.get_state(self._thread(plan_id)))
 
-    def approvals(self) -> list[PlanSummary]:
+    def approvals(self, env: str | None = None, sort: str = "expires") -> list[PlanSummary]:
+        """Plans waiting for a decision, the soonest deadline first unless `sort="created"` (newest first)."""
         self.expire_overdue()
-        return self.index.list(status="pending_approval")
+        return self.index.list(status="pending_approval", env=env, sort=sort, limit=10_000)
 
-    def plans(self, status: str | None = None, env: str | None = None, limit: int = 100, requester: str | None = None) -> list[PlanSummary]:
-        return self.index.list(status=status, env=env, requester=requester, limit=limit)
+    def plans(
+        self, status: str | None = None, env: str | None = None, limit: int = 100, requester: str | None = None, sort: str = "created"
+    ) -> list[PlanSummary]:
+        return self.index.list(status=status, env=env, requester=requester, limit=limit, sort=sort)
+
+    def resolve_id(self, text: str) -> str:
+        return resolve_plan_id(self.index, text)
 
     def decide(self, plan_id: str, approver: str, approved: bool, reason: str = "") -> dict[str, Any]:
         decision = self._decision(plan_id, approver, approved, reason)
@@ -259,7 +282,7 @@ class Orchestrator:
 
     async def aapprovals(self, on_task: TaskObserver | None = None) -> list[PlanSummary]:
         await self.aexpire_overdue(on_task)
-        return await asyncio.to_thread(self.index.list, status="pending_approval")
+        return await asyncio.to_thread(self.index.list, status="pending_approval", sort="expires", limit=10_000)
 
     async def _adrive(self, plan_id: str, graph_input: Any, on_task: TaskObserver | None) -> None:
         # stream_mode="tasks" reports each node as it starts and ends: progress for whoever follows the run.
@@ -301,9 +324,9 @@ class Orchestrator:
         """Who decides what, checked against the plan's row: everything that can be refused before the claim."""
         approver = (approver or "").strip()
         if not approver:
-            raise AgentOpsError("say who decides (--as)")
+            raise AgentOpsError("say who decides")
         if not approved and not reason.strip():
-            raise AgentOpsError("a rejection needs a reason (--reason)")
+            raise AgentOpsError("a rejection needs a reason")
         summary = self.index.get(plan_id)
         if summary is None:
             raise NotFound(f"no plan with id '{plan_id}'")

@@ -53,11 +53,11 @@ def route_after_audit(state: PlanState) -> Literal["approval", "deploy", "__end_
         return "approval"
     if status == "approved" and not state.get("deployment"):
         return "deploy"
-    return END
+    return "__end__"
 
 
 def route_after_intake(state: PlanState) -> Literal["retrieve", "__end__"]:
-    return END if state.get("status") == "failed" else "retrieve"
+    return "__end__" if state.get("status") == "failed" else "retrieve"
 
 
 def route_after_retrieve(state: PlanState) -> Literal["plan", "audit"]:
@@ -83,7 +83,8 @@ def route_after_guardrail(state: PlanState) -> Literal["plan", "audit"]:
     return "audit"
 
 
-NODES = {
+# Every node takes (state, runtime) -- intake also the run's config -- and returns a state update.
+NODES: dict[str, Callable[..., dict[str, Any]]] = {
     "intake": intake,
     "retrieve": retrieve,
     "plan": plan,
@@ -97,11 +98,11 @@ NODES = {
 
 
 def build_graph(
-    checkpointer: BaseCheckpointSaver | None = None,
+    checkpointer: BaseCheckpointSaver[Any] | None = None,
     *,
     interrupt_before: list[str] | None = None,
     default_context: Callable[[], Dependencies] | None = None,
-) -> CompiledStateGraph:
+) -> CompiledStateGraph[PlanState, None, PlanState, PlanState]:
     """The workflow. Callers in-process pass a Dependencies as `context=` on every run; a caller that
     cannot (LangGraph Studio: graph/studio.py) names the dependencies its runs get in `default_context`.
 

@@ -64,7 +64,7 @@ def test_the_cli_shows_the_question_and_the_reading(tmp_path: Path) -> None:
     env.pop("EXECUTE", None)
     run = [agentops, "run", UNCLEAR, "--env", "prod", "--user", "alice@example.com"]
     as_json = subprocess.run([*run, "--json"], env=env, capture_output=True, text=True, timeout=120)
-    assert as_json.returncode == 0, as_json.stderr
+    assert as_json.returncode == 11, as_json.stderr  # app/exit_codes.py: NEEDS_CLARIFICATION, for scripts
     view = json.loads(as_json.stdout)
     assert view["status"] == "needs_clarification" and "did you mean ml.g5.2xlarge?" in view["question"]
     shown = subprocess.run([agentops, "show", view["plan_id"]], env=env, capture_output=True, text=True, timeout=120)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from fakes import SHARED_EVAL, ScriptedPlanner, runtime_for, staging_config
+from fakes import ScriptedPlanner, eval_cases, runtime_for, staging_config
 
 from agentops.guardrails import check_config
 from agentops.ports import PlannerOutput, PlanRequest
@@ -90,10 +90,7 @@ def test_constraints_pin_the_instance_type_and_budget(planner, policy):
     assert out.config["instance_type"] == "ml.m5.xlarge" and out.config["budget_usd_per_hour"] == 2
 
 
-EVAL_INTENTS = (SHARED_EVAL / "intents.jsonl").read_text().splitlines() if (SHARED_EVAL / "intents.jsonl").exists() else []
-
-
-@pytest.mark.parametrize("line", EVAL_INTENTS)
+@pytest.mark.parametrize("line", eval_cases("intents.jsonl"))
 def test_shared_eval_intents(planner, policy, line):
     sample = json.loads(line)
     constraints = Constraints(**sample.get("constraints", {}))
