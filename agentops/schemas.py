@@ -17,7 +17,8 @@ Strategy = Literal["all_at_once", "canary", "linear"]
 # exists when AgentOps looks (see Change.action); rollback and teardown act on an endpoint that exists.
 PlanAction = Literal["deploy", "rollback", "teardown"]
 ENDPOINT_ACTIONS: frozenset[str] = frozenset({"rollback", "teardown"})
-LifecycleAction = Literal["create", "update", "rollback", "teardown"]
+# no_change: the endpoint already serves exactly what a deploy plans (tools/sagemaker/state.py decides).
+LifecycleAction = Literal["create", "update", "rollback", "teardown", "no_change"]
 
 # Every status a plan can be in; the terminal ones end the thread.
 PlanStatus = Literal[
@@ -31,11 +32,12 @@ PlanStatus = Literal[
     "deployed",
     "rolled_back",
     "torn_down",
+    "no_change",  # the endpoint already runs what was planned: nothing was approved or touched
     "failed",
     "needs_clarification",  # the intent's words could not all be read: a question went back, nothing was planned
 ]
 TERMINAL_STATUSES: frozenset[str] = frozenset(
-    {"blocked", "rejected", "expired", "deployed", "rolled_back", "torn_down", "failed", "needs_clarification"}
+    {"blocked", "rejected", "expired", "deployed", "rolled_back", "torn_down", "failed", "no_change", "needs_clarification"}
 )
 
 

@@ -58,7 +58,14 @@ class Settings(BaseSettings):
     execute: bool = Field(default=False, validation_alias=AliasChoices("AGENTOPS_EXECUTE", "EXECUTE"))
     aws_region: str = Field(default="us-east-1", validation_alias=AliasChoices("AGENTOPS_AWS_REGION", "AWS_REGION", "AWS_DEFAULT_REGION"))
     execution_role_arn: str = "arn:aws:iam::000000000000:role/agentops-sagemaker-execution"
-    default_image_uri: str = "763104351884.dkr.ecr.us-east-1.amazonaws.com/pytorch-inference:2.3.0-cpu-py311-ubuntu20.04-sagemaker"
+    default_image_uri: str | None = Field(
+        default=None,
+        description="Inference container for every plan that names none (e.g. your ECR image); unset: chosen by instance family "
+        "(GPU/CPU) and inference_framework from tools/sagemaker/images.py (docs/execute.md).",
+    )
+    inference_framework: Literal["pytorch", "tensorflow"] = Field(
+        default="pytorch", description="Framework of the AWS Deep Learning Container chosen when default_image_uri is unset."
+    )
     artifact_bucket: str = Field(default="agentops-model-artifacts", description="Bucket assumed when an intent names no s3:// artifact.")
     data_capture_bucket: str = "agentops-data-capture"
 

@@ -10,6 +10,7 @@ from agentops.settings import Settings
 from api.app import create_app
 from api.auth import DEV_IDENTITIES, create_dev_keys
 from api.keys import KeyRing
+from tools.sagemaker.execute import check_execute_ready
 from tools.storage.database import require_postgres
 
 console = Console()
@@ -24,6 +25,8 @@ def serve(settings: Settings, dev_keys: bool = False) -> None:
         )
     if settings.database_url:
         require_postgres(settings.database_url)  # here, not in the lifespan: uvicorn would print a traceback
+    if settings.execute:
+        check_execute_ready(settings)  # likewise: no role or no credentials is one line, not a lifespan traceback
     app = create_app(settings)
     url = f"http://{settings.host}:{settings.port}/"
     console.rule("AgentOps")

@@ -7,6 +7,8 @@
                                                                     └─ approved (no approval needed) → deploy → watch → audit → END
 
     resolve:          reads what runs now (execute mode) and records the change the approver reads.
+    no_change:        the guardrail allowed a deploy identical to what runs (resolve said so): it ends at
+                      audit like `blocked`, without approval or deploy (route_after_audit: terminal → END).
     deploy → watch:   execute mode follows the endpoint until it settles (deployed / rolled_back /
                       torn_down / failed); in dry-run watch has nothing to follow and passes through.
 
