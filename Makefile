@@ -40,6 +40,7 @@ $(VENV)/.installed: pyproject.toml
 bench: install
 	$(BIN)/python bench/bench_workflow.py --runs 50
 	$(BIN)/python bench/bench_retrieval.py
+	$(BIN)/python bench/bench_intent.py
 
 clean:
 	rm -rf $(VENV) .agentops .pytest_cache

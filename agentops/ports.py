@@ -46,6 +46,13 @@ class PlannerOutput(BaseModel):
     # The planner could not run at all (its endpoint failed and configuration says fail): the plan ends
     # `failed` with `error` as the reason, instead of being checked.
     failed: bool = False
+    # The words could not all be read: nothing is planned (config None) and the plan ends
+    # `needs_clarification` with this question, which quotes the unclear words.
+    question: str | None = None
+    # field -> {value, words, start, end}: which of the requester's words each stated value came from.
+    reading: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    # Limits the words set on top of the request's constraints ("at most 3 instances"): they only tighten.
+    constraints: dict[str, Any] = Field(default_factory=dict)
 
 
 class Planner(Protocol):

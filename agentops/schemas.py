@@ -34,9 +34,10 @@ PlanStatus = Literal[
     "torn_down",
     "no_change",  # the endpoint already runs what was planned: nothing was approved or touched
     "failed",
+    "needs_clarification",  # the intent's words could not all be read: a question went back, nothing was planned
 ]
 TERMINAL_STATUSES: frozenset[str] = frozenset(
-    {"blocked", "rejected", "expired", "deployed", "rolled_back", "torn_down", "failed", "no_change"}
+    {"blocked", "rejected", "expired", "deployed", "rolled_back", "torn_down", "failed", "no_change", "needs_clarification"}
 )
 
 

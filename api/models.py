@@ -126,6 +126,12 @@ class PlanOut(BaseModel):
     expires_at: str | None = None
     config: dict[str, Any] | None = None
     pinned: list[str] = Field(default_factory=list)
+    question: str | None = Field(
+        default=None, description="needs_clarification: the words that could not be read, quoted; nothing was planned."
+    )
+    reading: dict[str, Any] | None = Field(
+        default=None, description="Each stated value and the requester's words it came from: field -> {value, words, start, end}."
+    )
     evidence: list[Evidence] = Field(default_factory=list)
     hourly_cost_usd: float | None = None
     peak_cost_usd: float | None = None

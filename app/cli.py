@@ -22,6 +22,7 @@ from typer.core import TyperGroup
 from typer.exceptions import TyperException
 
 from agentops.errors import AgentOpsError, NotFound
+from agentops.intent import describe_reading
 from agentops.schemas import DeploymentConfig, GuardrailReport, PlanStatus, PlanSummary
 from agentops.settings import Settings
 from app import exit_codes
@@ -156,6 +157,10 @@ def _print_plan(view: dict[str, Any]) -> None:
         console.print(
             f"plan [bold]{view['plan_id']}[/]  status [bold]{view.get('status')}[/]  env {view.get('env')}  requester {view.get('requester')}"
         )
+    if view.get("question"):
+        console.print(f"[yellow]needs clarification:[/] {view['question']}", highlight=False)
+    for line in describe_reading(view.get("reading") or {}):
+        console.print(f"from your words: {line}", highlight=False)
     planner = view.get("planner") or {}
     if planner.get("llm_calls") or planner.get("fallback"):
         console.print(

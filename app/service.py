@@ -52,6 +52,8 @@ _VIEW_FIELDS = (
     "config",
     "change",
     "pinned",
+    "reading",
+    "question",
     "evidence",
     "planner",
     "decision",

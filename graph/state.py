@@ -59,6 +59,8 @@ class PlanState(PlanInput, total=False):
     config: dict[str, Any] | None  # DeploymentConfig or EndpointAction, or None when the planner could not produce one
     change: dict[str, Any] | None  # Change: what the plan changes against what runs now (resolve node)
     pinned: list[str]  # config fields the requester stated explicitly: never changed by a re-plan
+    reading: dict[str, Any]  # field -> {value, words, start, end}: the requester's words each stated value came from
+    question: str | None  # needs_clarification: what the requester is asked (the words that could not be read)
     planner: dict[str, Any]  # which planner, its warnings, rounds, LLM calls and tokens
     report: dict[str, Any]  # GuardrailReport
     status: str  # agentops.schemas.PlanStatus

@@ -15,7 +15,8 @@
     plan ⇄ guardrail: (through resolve) a plan blocked by what the model chose goes back to the planner with its violations
                       (a revising planner, within its rounds); the guardrail judges every round.
     retrieve → audit: the retriever could not run (its endpoint failed, AGENTOPS_NIM_ON_FAILURE=fail): failed.
-    plan → audit:     the planner could not run (its endpoint failed, AGENTOPS_NIM_ON_FAILURE=fail): failed.
+    plan → audit:     the planner could not run (its endpoint failed, AGENTOPS_NIM_ON_FAILURE=fail): failed;
+                      or the intent's words could not all be read: needs_clarification, with the question.
 
 The audit node sits after every transition and routes on `status`, so every path to END is on the
 record and nothing reaches `deploy` without the guardrail's verdict (and a human decision where the
@@ -66,7 +67,7 @@ def route_after_retrieve(state: PlanState) -> Literal["plan", "audit"]:
 
 
 def route_after_plan(state: PlanState) -> Literal["resolve", "audit"]:
-    return "audit" if state.get("status") == "failed" else "resolve"
+    return "audit" if state.get("status") in ("failed", "needs_clarification") else "resolve"
 
 
 def route_after_guardrail(state: PlanState) -> Literal["plan", "audit"]:

@@ -3,7 +3,8 @@
 A planner that can revise (the NIM planner) may get its plan back from the guardrail with the
 violations; each round is its own `plan.N` event, and the workflow decides whether to send it back
 (`violations_the_planner_chose` is what it asks). A planner that could not run at all ends the plan
-`failed`; one that fell back to the offline planner says so on the plan and on the record.
+`failed`; one that could not read every word the requester wrote ends it `needs_clarification` with a
+question (nothing is planned, no default stands in); one that fell back to the offline planner says so on the plan and on the record.
 """
 
 from __future__ import annotations
@@ -92,10 +93,25 @@ def plan(state: PlanState, runtime: Runtime[Dependencies]) -> dict[str, Any]:
             }
         ],
     }
+    if output.reading or round_number == 1:
+        update["reading"] = output.reading  # which words each stated value came from, for the approver
+    if output.constraints:
+        # Limits the words set ("at most 3 instances") join the request's constraints; they only tighten.
+        update["constraints"] = _tightened(state.get("constraints") or {}, output.constraints)
     if output.failed:
         # Nothing to check: the workflow takes the plan straight to the record, where it ends.
         update |= {"status": "failed", "error": output.error}
+    elif output.question is not None:
+        # Words that could not be read: nothing was planned, the requester is asked (the record keeps the question).
+        update |= {"status": "needs_clarification", "question": output.question, "config": None}
     return update
+
+
+def _tightened(current: dict[str, Any], stated: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(current)
+    for key, value in stated.items():
+        merged[key] = value if merged.get(key) is None else min(merged[key], value)
+    return merged
 
 
 def _request(state: PlanState, revising: bool) -> PlanRequest:
@@ -118,6 +134,8 @@ def _event_payload(state: PlanState, request: PlanRequest, output: PlannerOutput
         "constraints": request.constraints.model_dump(exclude_none=True),
         "config": output.config,
         "pinned": output.pinned,
+        "reading": output.reading,
+        "question": output.question,
         "warnings": warnings,
         "error": output.error,
         "evidence": [{"policy": e.policy, "section": e.section} for e in request.evidence],

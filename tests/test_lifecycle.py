@@ -109,16 +109,17 @@ def test_planner_reads_an_update_to_a_new_version(planner, policy):
     assert out.config.get("action", "deploy") == "deploy", "create or update is decided by what exists"
 
 
-def test_the_first_verb_decides_the_action(planner, policy):
+def test_two_actions_in_one_intent_are_asked_about(planner, policy):
+    # One plan does one thing: the second action is quoted back, never dropped (it used to plan the deploy alone).
     out = planner.plan(PlanRequest(intent="deploy churn v2 to dev and delete the old one", env="dev"), policy)
 
-    assert "action" not in out.config and out.config["model_name"] == "churn-v2"
+    assert out.config is None and "'delete'" in out.question and "one plan does one thing" in out.question
 
 
 def test_a_teardown_without_an_endpoint_asks_for_one(planner, policy):
     out = planner.plan(PlanRequest(intent="tear down", env="dev"), policy)
 
-    assert out.config is None and "tear down churn-dev" in out.error
+    assert out.config is None and "tear down churn-dev" in out.question
 
 
 # --- the guardrail -----------------------------------------------------------------------------------------

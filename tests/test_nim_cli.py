@@ -92,10 +92,15 @@ def test_doctor_checks_each_endpoint(cli, fake_nim):
     url, log = fake_nim
     report = json.loads(cli("doctor", "--json", **nim_env(url)).stdout)
     assert report["ok"] is True
-    assert [(c["service"], c["ok"], c["detail"]) for c in report["checks"]] == [
-        (service, True, "reachable; serves the model") for service in ("planner", "embeddings", "reranker")
+    assert [(c["service"], c["ok"]) for c in report["checks"]] == [(s, True) for s in ("planner", "embeddings", "reranker")]
+    assert [c["detail"] for c in report["checks"]] == [
+        "reachable; serves the model; a real chat completion answered",
+        "reachable; serves the model; a real embedding request answered",
+        "reachable; serves the model; a real ranking request answered",
     ]
-    assert log.read_text().count("GET /v1/models") == 3
+    requests = log.read_text()
+    assert requests.count("GET /v1/models") == 3
+    assert [requests.count(f"POST /v1/{route}") for route in ("chat/completions", "embeddings", "ranking")] == [1, 1, 1]
 
 
 def test_doctor_names_each_problem_on_its_own_line(cli, fake_nim):
@@ -145,3 +150,24 @@ def test_a_failed_plan_and_a_failed_search_are_one_line_each(cli):
 def test_a_bad_configuration_is_one_line(cli, env, message):
     result = cli("plan", "deploy churn-predictor to dev", "--env", "dev", expect=1, **env)
     assert result.stderr.startswith(message) and result.stderr.count("\n") == 1
+
+
+def test_doctor_makes_a_real_request_per_part_and_reports_one_that_fails(tmp_path):
+    """An endpoint that lists its models but fails every real call is a problem, not "ok"."""
+    from fake_nim import CHAT, EMBEDDINGS, RANKING, FakeNim, Reply, error
+
+    from agentops.settings import Settings
+    from tools.nvidia.doctor import diagnose
+
+    with FakeNim() as fake:
+        fake.script(CHAT, error(500, "model crashed"))
+        fake.script(EMBEDDINGS, Reply(body=b'{"data": "nope"}'))
+        fake.script(RANKING, error(404, "no ranking here"))
+        urls = {f"{part}_base_url": fake.url for part in ("planner", "embeddings", "reranker")}
+        settings = Settings(_env_file=None, home=tmp_path, planner="nim", embeddings="nim", reranker="nim", nim_backoff_seconds=0, **urls)
+        report = diagnose(settings)
+    assert report["ok"] is False
+    details = {c["service"]: c["detail"] for c in report["checks"]}
+    assert details["planner"].startswith("lists its models, but a real chat completion failed") and "500" in details["planner"]
+    assert details["embeddings"].startswith("lists its models, but a real embedding request failed")
+    assert details["reranker"].startswith("lists its models, but a real ranking request failed") and "404" in details["reranker"]

@@ -234,20 +234,34 @@ def test_the_rules_planner_is_never_sent_back(tmp_path):
     assert steps(settings, view["plan_id"]) == ["plan.1", "guardrail.1"]
 
 
-def test_the_requesters_values_are_kept_when_the_model_changes_them(open_orchestrator, fake):
+def test_a_model_that_changes_a_stated_value_gets_a_question_not_a_deployment(open_orchestrator, fake):
+    # The model answers with another type, count and canary than the requester wrote: both readings go back.
     fake.script(CHAT, chat(prod_plan(model_name="fraud-detector-v3", instance_type="ml.m5.large", instance_count=3, canary_percent=20)))
     orchestrator, settings = open_orchestrator()
     view = orchestrator.run(PROD_INTENT, "prod", "alice")
 
-    config = view["config"]
-    assert (config["instance_type"], config["instance_count"], config["canary_percent"]) == ("ml.g5.xlarge", 2, 10)
-    assert (config["autoscaling_min"], config["autoscaling_max"]) == (2, 2)
-    assert {"instance_type", "instance_count", "canary_percent"} <= set(view["pinned"])
-    changed = [w for w in view["verdict"]["warnings"] if w.startswith("the model changed")]
-    assert len(changed) == 3
-    assert "the model changed instance_type from 'ml.g5.xlarge' to 'ml.m5.large'; the requested value is kept" in changed
-    assert audit(settings, view["plan_id"])["plan.1"].payload["warnings"] == view["planner"]["warnings"]
-    assert view["status"] == "pending_approval"
+    assert view["status"] == "needs_clarification" and view["config"] is None and not view.get("deployment")
+    question = view["question"]
+    assert "instance_type: your words say 'ml.g5.xlarge', the model planned 'ml.m5.large'" in question
+    assert "instance_count: your words say 2, the model planned 3" in question and "canary_percent" in question
+    assert view["reading"]["instance_type"]["words"] == "2 ml.g5.xlarge" or view["reading"]["instance_type"]["words"] == "ml.g5.xlarge"
+    assert list(audit(settings, view["plan_id"])) == ["plan.1"]
+    assert audit(settings, view["plan_id"])["plan.1"].payload["question"] == question
+
+
+def test_words_the_reader_cannot_read_are_asked_before_any_model_call(open_orchestrator, fake):
+    orchestrator, _ = open_orchestrator()
+    view = orchestrator.run("deploy fraud-detector v3 to prod on 2 g5.2xlrage", "prod", "alice")
+    assert view["status"] == "needs_clarification" and "did you mean ml.g5.2xlarge?" in view["question"]
+    assert fake.bodies(CHAT) == []
+
+
+def test_rollback_and_teardown_are_planned_from_the_words_alone(open_orchestrator, fake):
+    orchestrator, _ = open_orchestrator()
+    view = orchestrator.run("tear down churn-dev", "dev", "alice")
+    assert view["config"] == {"action": "teardown", "endpoint_name": "churn-dev"}
+    assert view["status"] in ("approved", "pending_approval", "torn_down", "blocked", "failed")
+    assert fake.bodies(CHAT) == []
 
 
 # --- endpoint failures -----------------------------------------------------------------------------

@@ -75,7 +75,9 @@ def test_instructions_in_the_intent_are_just_text(planner, policy):
 
 def test_an_intent_without_a_model_gives_a_reason_not_a_guess(planner, policy):
     out = plan_for(planner, policy, "make it fast please", "dev")
-    assert out.config is None and "which model" in out.error
+    assert out.config is None and "deploy fraud-detector v3 to prod" in out.question
+    out = plan_for(planner, policy, "deploy to prod on 2 ml.m5.large", "prod")
+    assert out.config is None and "which model" in out.question
 
 
 def test_warns_when_the_intent_names_another_environment(planner, policy):
@@ -93,8 +95,13 @@ def test_shared_eval_intents(planner, policy, line):
     sample = json.loads(line)
     constraints = Constraints(**sample.get("constraints", {}))
     out = planner.plan(PlanRequest(intent=sample["intent"], env=sample["env"], constraints=constraints), policy)
-    report = check_config(out.config, sample["env"], policy, constraints)
     expect = sample["expect"]
+    if out.question is not None:
+        # Words that could not be read (e.g. an instance type SageMaker does not have) are asked about: nothing is
+        # planned, which an expectation can only accept where it expects the plan not to be allowed.
+        assert expect["allowed"] is False and out.config is None, out.question
+        return
+    report = check_config(out.config, sample["env"], policy, constraints)
     for field in set(expect) - {"allowed", "requires_approval"}:
         assert out.config[field] == expect[field], field
     assert report.verdict.allowed is expect["allowed"], report.verdict.violations
@@ -151,3 +158,24 @@ def test_node_keeps_the_first_rounds_pins_on_a_re_plan(make_deps):
     assert update["planner"]["rounds"] == 2 and update["planner"]["llm_calls"] == 2
     assert scripted.requests[0].violations == [{"rule": "cost.env_limit"}]
     assert update["events"][0]["step"] == "plan.2"
+
+
+def test_node_ends_an_unclear_intent_with_its_question_and_no_config(make_deps, settings):
+    from graph.workflow import route_after_plan
+
+    state = {"plan_id": "p1", "intent": "deploy ranker to prod on 3x g5.xlarg, canray 10%", "env": "prod", "requester": "alice"}
+    update = plan(state, runtime_for(make_deps(planner=RulesPlanner(settings))))
+    assert update["status"] == "needs_clarification" and update["config"] is None
+    assert "'g5.xlarg'" in update["question"] and "did you mean ml.g5.xlarge?" in update["question"]
+    assert "did you mean canary 10%?" in update["question"]
+    assert update["reading"]["instance_count"]["value"] == 3  # what was read is still shown, with its words
+    assert update["events"][0]["payload"]["question"] == update["question"]
+    assert route_after_plan(update) == "audit"  # to the record, then END: never resolve, guardrail or deploy
+
+
+def test_node_adds_a_stated_ceiling_to_the_constraints(make_deps, settings):
+    state = {"plan_id": "p1", "intent": "deploy ranker to staging, at most 3 instances", "env": "staging", "requester": "a"}
+    state["constraints"] = {"max_instance_count": 4, "budget_usd_per_hour": 2}
+    update = plan(state, runtime_for(make_deps(planner=RulesPlanner(settings))))
+    assert update["constraints"] == {"max_instance_count": 3, "budget_usd_per_hour": 2}
+    assert update["status"] == "planning" and "instance_count" not in update["pinned"]

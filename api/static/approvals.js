@@ -100,6 +100,7 @@ function renderPlan(card, plan) {
   field(card, "hourly").textContent = money(plan.hourly_cost_usd);
   field(card, "peak").textContent = money(plan.peak_cost_usd);
   field(card, "intent").textContent = plan.intent;
+  fillList(field(card, "reading"), readingLines(plan.reading || {}));
   fillList(field(card, "reasons"), plan.approval_reasons || []);
   fillList(field(card, "warnings"), [...((plan.verdict && plan.verdict.warnings) || []), ...((plan.change && plan.change.warnings) || [])]);
   fillTable(field(card, "config"), Object.entries(plan.config || {}).map(([k, v]) => [k, show(v)]));
@@ -112,6 +113,19 @@ function renderPlan(card, plan) {
     return passage;
   }));
   updateApprovals(card, plan);
+}
+
+function readingLines(reading) {
+  // "from your words: two g5.xlarge → instance_count 2, instance_type ml.g5.xlarge": a field read from words
+  // inside a wider phrase is listed with that phrase.
+  const items = Object.entries(reading).sort(([, a], [, b]) => a.start - b.start || b.end - a.end);
+  const phrases = [];
+  for (const [name, item] of items) {
+    const home = phrases.find((p) => p.start <= item.start && item.end <= p.end);
+    const text = `${name} ${show(item.value)}`;
+    if (home) home.fields.push(text); else phrases.push({ start: item.start, end: item.end, words: item.words, fields: [text] });
+  }
+  return phrases.map((p) => `from your words: “${p.words}” → ${p.fields.join(", ")}`);
 }
 
 function renderChange(card, change) {
@@ -246,6 +260,13 @@ async function submitIntent(event) {
   button.disabled = true;
   try {
     const { body } = await api("/plans", { method: "POST", body: JSON.stringify({ intent: form.intent.value, env: form.env.value }) });
+    if (body.question) {
+      // Words that could not be read: nothing was planned. The intent stays in the box to be restated.
+      message.className = "message bad";
+      message.textContent = `Plan ${body.plan_id.slice(0, 12)}: needs clarification — ${body.question}`;
+      await refresh();
+      return;
+    }
     message.className = "message good";
     message.textContent = `Plan ${body.plan_id.slice(0, 12)}: ${body.status.replace("_", " ")}` +
       (body.verdict && !body.verdict.allowed ? ` — ${body.verdict.violations.map((v) => v.message).join("; ")}` : ".");

@@ -1,8 +1,9 @@
 """`agentops doctor`: what each model-backed part is configured to use, and whether its endpoint answers.
 
-Each NVIDIA endpoint is asked once for its model list (GET /v1/models, no retries, the configured
-timeout) through the same client class the workflow uses, so a URL the client would rewrite or refuse
-is checked as the workflow will use it.
+Each NVIDIA endpoint is asked for its model list (GET /v1/models) and then sent one minimal real request
+of the kind the workflow sends (a one-token chat completion, one embedding, one ranking of one passage),
+no retries, the configured timeout, through the same client class the workflow uses: an endpoint that
+lists its models but fails every real call is a problem, not "ok".
 """
 
 from __future__ import annotations
@@ -52,7 +53,35 @@ def check_service(settings: Settings, service: Service) -> Check:
     else:
         check.ok = False
         check.detail = f"reachable, but it serves {', '.join(sorted(served)) or 'no models'}, not {endpoint.model}"
+        return check
+    try:
+        call(endpoint, lambda: _minimal_request(service, client))
+    except Exception as problem:  # any failure of the real call is the finding; the doctor never raises
+        check.ok = False
+        check.detail = f"lists its models, but a real {_REQUEST[service]} failed: {str(problem) or type(problem).__name__}"
+        return check
+    check.detail += f"; a real {_REQUEST[service]} answered"
     return check
+
+
+_REQUEST = {"planner": "chat completion", "embeddings": "embedding request", "reranker": "ranking request"}
+
+
+def _minimal_request(service: Service, client: Any) -> None:
+    """The smallest request of the kind the workflow sends: it must come back in the shape the workflow reads."""
+    if service == "planner":
+        reply = client.invoke("Answer with the word ok.", max_tokens=1)
+        if not isinstance(reply.content, str):
+            raise ValueError("the chat reply has no text")
+    elif service == "embeddings":
+        if not client.embed_query("doctor"):
+            raise ValueError("the embedding is empty")
+    else:
+        from langchain_core.documents import Document
+
+        ranked = client.compress_documents([Document(page_content="doctor")], "doctor")
+        if len(ranked) != 1:
+            raise ValueError("the ranking left out the passage")
 
 
 def diagnose(settings: Settings) -> dict[str, Any]:

@@ -4,9 +4,11 @@ What it trusts and what it does not:
 - The intent is data. It travels as a JSON string inside the user message, next to the environment,
   the requester's constraints and the retrieved policy evidence; the system message says it is a
   description, never instructions. Whatever it says, the guardrail checks the result.
-- What the requester stated is not the model's to change. The deterministic rules parser reads the
-  pinned values from the intent; they are put back over the model's answer, with a warning whenever
-  the model had changed one.
+- What the requester stated is not the model's to change. The intent reader (tools/planning/reader.py)
+  reads the stated values first: words it cannot read are asked about before any model is called, and an
+  answer that differs from any stated value ends the plan `needs_clarification` with both readings,
+  never a deployment. Rollbacks and teardowns name only their endpoint, which the reader finds: they are
+  planned without a model.
 - The answer must be a valid `DeploymentConfig`: the request carries its JSON schema as
   `response_format` (temperature 0, Nemotron's thinking switched per settings); an answer that does not
   validate gets one repair round carrying the validation error.
@@ -33,7 +35,7 @@ from pydantic import ValidationError
 
 from agentops.policy import ANY_PRICED, Policy
 from agentops.ports import PlannerOutput, PlanRequest
-from agentops.schemas import DeploymentConfig
+from agentops.schemas import ENDPOINT_ACTIONS, DeploymentConfig
 from agentops.settings import Settings
 from tools.nvidia.client import Endpoint, EndpointFailure, build_client, call
 from tools.planning.rules import RulesPlanner
@@ -55,6 +57,10 @@ A deterministic guardrail checks your config afterwards and blocks whatever brea
 
 _FENCE = re.compile(r"^```(?:json)?\s*(.*?)\s*```$", re.DOTALL)
 _MAX_ERRORS_SHOWN = 6
+
+
+class Overruled(Exception):
+    """The model's answer differs from a value the requester stated: the message shows both readings."""
 
 
 class InvalidPlan(Exception):
@@ -87,7 +93,14 @@ class NimPlanner:
         )
 
     def plan(self, request: PlanRequest, policy: Policy) -> PlannerOutput:
-        offline = self.rules.plan(request, policy)
+        parsed = self.rules.read(request)
+        offline = self.rules.plan_parsed(parsed, request, policy)
+        if offline.question is not None:
+            # The words could not all be read: the requester is asked; no model is asked to guess in their place.
+            return offline
+        if offline.config is not None and offline.config.get("action") in ENDPOINT_ACTIONS:
+            # A rollback or teardown names only its endpoint, which the reader found: nothing is left for a model to fill.
+            return offline
         pinned = {field: offline.config[field] for field in offline.pinned} if offline.config else {}
         usage = _Usage()
         try:
@@ -96,8 +109,25 @@ class NimPlanner:
             return self._failed(str(failure), offline, pinned, usage)
         except InvalidPlan as invalid:
             return self._failed(f"the model's answer was not a valid config after a repair round: {invalid}", offline, pinned, usage)
+        except Overruled as overruled:
+            return PlannerOutput(
+                planner=self.name,
+                config=None,
+                pinned=sorted(pinned),
+                question=str(overruled),
+                reading=offline.reading,
+                llm_calls=usage.calls,
+                tokens=usage.tokens,
+            )
         return PlannerOutput(
-            planner=self.name, config=config, pinned=sorted(pinned), warnings=warnings, llm_calls=usage.calls, tokens=usage.tokens
+            planner=self.name,
+            config=config,
+            pinned=sorted(pinned),
+            warnings=warnings,
+            reading=offline.reading,
+            constraints=offline.constraints,
+            llm_calls=usage.calls,
+            tokens=usage.tokens,
         )
 
     def _plan_with_model(
@@ -112,8 +142,9 @@ class NimPlanner:
             warnings.append(f"the model's first answer was not a valid config ({invalid}); it was asked to repair it")
             messages += [AIMessage(content=answer), HumanMessage(content=repair_prompt(invalid))]
             proposed = parse_config(self._ask(messages, usage))
-        config, changed = reimpose(proposed, pinned)
-        return config, warnings + changed
+        overruled(proposed, pinned, request.intent)
+        config, _ = reimpose(proposed, pinned)
+        return config, warnings
 
     def _ask(self, messages: list[BaseMessage], usage: _Usage) -> str:
         reply = call(self.endpoint, lambda: self._llm.invoke(messages), self._lock)
@@ -207,6 +238,18 @@ def parse_config(answer: str) -> dict[str, Any]:
         errors = [f"{'.'.join(str(p) for p in e['loc']) or 'config'}: {e['msg']}" for e in exc.errors()]
         raise InvalidPlan("; ".join(errors[:_MAX_ERRORS_SHOWN])) from None
     return data
+
+
+def overruled(proposed: dict[str, Any], stated: dict[str, Any], intent: str) -> None:
+    """Raise Overruled when the model changed a value the requester stated: the model may fill what the words
+    left open, never overrule what they say. Both readings go into the question."""
+    differ = {f: (stated[f], proposed[f]) for f in stated if f in proposed and proposed[f] != stated[f]}
+    if differ:
+        readings = "; ".join(f"{f}: your words say {mine!r}, the model planned {theirs!r}" for f, (mine, theirs) in differ.items())
+        raise Overruled(
+            f"Nothing was planned; please confirm the request. The intent was read two ways ({readings}). "
+            f"Restate the request with the value you want: {intent!r}."
+        )
 
 
 def reimpose(proposed: dict[str, Any], pinned: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
