@@ -33,15 +33,20 @@ class Connection:
     """One connection of either kind, with `?` placeholders. Outside a shared transaction, one left open
     is rolled back when the block using it ends; inside one (`nested`), a store's transaction is a savepoint."""
 
-    def __init__(self, raw: Any, dialect: str, nested: bool = False):
+    def __init__(self, raw: Any, dialect: str, nested: bool = False, write_lock: Any = None):
         self.raw = raw
         self.dialect = dialect
         self.nested = nested
         self._savepoint: str | None = None
+        self._write_lock = write_lock  # SQLite: this process's writers queue here (see Database._write_lock)
+        self._holding = False
 
     def execute(self, sql: str, params: tuple | list = ()) -> Any:
         if self.dialect == "postgres":
             return self.raw.execute(sql.replace("?", "%s"), tuple(params))
+        if self._write_lock is not None and not self.raw.in_transaction and sql.lstrip()[:6].upper() != "SELECT":
+            with self._write_lock:  # a write in autocommit mode takes the file's write lock too
+                return self.raw.execute(sql, params)
         return self.raw.execute(sql, params)
 
     def script(self, sql: str) -> None:
@@ -67,7 +72,14 @@ class Connection:
         elif self.dialect == "postgres":
             self.raw.execute("BEGIN")
         else:
-            self.raw.execute("BEGIN IMMEDIATE")
+            if self._write_lock is not None:
+                self._write_lock.acquire()
+                self._holding = True
+            try:
+                self.raw.execute("BEGIN IMMEDIATE")
+            except BaseException:
+                self._release()
+                raise
         if self.dialect == "postgres":
             self.raw.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", (lock,))
 
@@ -77,7 +89,10 @@ class Connection:
                 self.raw.execute(f"RELEASE SAVEPOINT {self._savepoint}")
                 self._savepoint = None
             return
-        self.raw.execute("COMMIT")
+        try:
+            self.raw.execute("COMMIT")
+        finally:
+            self._release()
 
     def rollback(self) -> None:
         if self.nested:
@@ -86,11 +101,21 @@ class Connection:
                 self.raw.execute(f"RELEASE SAVEPOINT {self._savepoint}")
                 self._savepoint = None
             return
-        self.raw.execute("ROLLBACK")
+        try:
+            self.raw.execute("ROLLBACK")
+        finally:
+            self._release()
+
+    def _release(self) -> None:
+        if self._holding:
+            self._holding = False
+            self._write_lock.release()
 
     def in_transaction(self) -> bool:
         if self.nested:
             return self._savepoint is not None
+        if self._holding:
+            return True
         if self.dialect == "postgres":
             from psycopg.pq import TransactionStatus
 
@@ -113,6 +138,9 @@ class Database:
         self._local = threading.local()  # .raw: this thread's connection; .shared: an open transaction()
         self._opened: list[sqlite3.Connection] = []
         self._opened_lock = threading.Lock()
+        # One process serves an embedded database, so its writers queue on a Python lock and wake the moment
+        # it is free; left to SQLite, a writer finding the file locked sleeps and polls (up to 100 ms a time).
+        self._write_lock = threading.RLock()
 
     @staticmethod
     def of(target: Path | str | Database) -> Database:
@@ -147,14 +175,14 @@ class Database:
     def connect(self) -> Iterator[Connection]:
         shared = getattr(self._local, "shared", None)
         if shared is not None:
-            conn = Connection(shared.raw, self.dialect, nested=True)
+            conn = Connection(shared.raw, self.dialect, nested=True, write_lock=self._write_lock)
             try:
                 yield conn
             finally:
                 conn.end()
             return
         with self._borrow() as raw:
-            conn = Connection(raw, self.dialect)
+            conn = Connection(raw, self.dialect, write_lock=self._write_lock)
             try:
                 yield conn
             finally:
@@ -169,7 +197,7 @@ class Database:
             yield
             return
         with self._borrow() as raw:
-            conn = Connection(raw, self.dialect)
+            conn = Connection(raw, self.dialect, write_lock=self._write_lock)
             conn.begin_write(lock)
             self._local.shared = conn
             try:
@@ -215,6 +243,7 @@ class PostgresDatabase(Database):
         self.url = url
         self.path = None  # type: ignore[assignment]
         self._local = threading.local()
+        self._write_lock = None  # Postgres queues writers itself (row locks, advisory locks)
         if url not in _reached:  # once per process: a one-line error now, not a pool retrying for a minute
             require_postgres(url)
             _reached.add(url)
