@@ -26,6 +26,11 @@ from app.service import TaskObserver
 logger = logging.getLogger("agentops.api")
 
 SLOW_NODES = frozenset({"deploy", "watch"})
+# Runs driven at once by this process; more wait their turn here, on the event loop. Each running plan holds
+# a database lock (Postgres: a pooled connection, tools/storage/database.py allows 50) and borrows worker
+# threads: unbounded, a burst of background deploys exhausted the pool and starved the threads (500s after
+# a 60 s pool timeout) instead of queueing.
+MAX_RUNNING = 32
 KEEPALIVE_SECONDS = 15.0  # a comment line on an idle stream, so proxies do not cut it
 
 
@@ -51,8 +56,9 @@ class Settled:
 
 
 class Runs:
-    def __init__(self, observer: Observer):
+    def __init__(self, observer: Observer, max_running: int = MAX_RUNNING):
         self.observer = observer
+        self._slots = asyncio.Semaphore(max_running)
         self._active: dict[str, set[Run]] = {}
         self._signals: dict[str, asyncio.Event] = {}  # replaced on each change: a broadcast to current waiters
 
@@ -121,7 +127,8 @@ class Runs:
             self._wake(plan_id)
 
         try:
-            view = await work(on_task)
+            async with self._slots:
+                view = await work(on_task)
             if run.slow:
                 self.observer.on_deployment_finished(view)
             return view

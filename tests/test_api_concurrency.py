@@ -13,7 +13,9 @@ import pytest
 from fakes import wait_until
 
 from agentops.schemas import TERMINAL_STATUSES, PlanStatus
+from api.observe import Metrics, Observer
 from api.routes import accepted
+from api.runs import Runs
 
 CLIENTS = 16
 ALICE, BOB = "alice@example.com", "bob@example.com"
@@ -59,9 +61,12 @@ def assert_ended_once(api: httpx.Client, plan_ids: list[str], status: str, final
     assert api.get("/audit/verify").json()["ok"] is True
 
 
-@pytest.fixture
-def served(start_service):
-    url, keys = start_service()
+@pytest.fixture(params=["sqlite", "postgres"])
+def served(request, start_service):
+    changes = {}
+    if request.param == "postgres":
+        changes["database_url"] = request.getfixturevalue("postgres_url")
+    url, keys = start_service(**changes)
     with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {keys[ALICE]}"}, timeout=60) as api:
         yield url, keys, api
 
@@ -129,3 +134,28 @@ def test_the_answer_model_takes_every_status(status):
     view = {"plan_id": "p1", "status": status, "env": "prod", "requester": ALICE, "intent": "deploy x", "waiting_for": []}
     answer = accepted(view, running=False)
     assert answer.status == status and answer.links.stream == "/plans/p1/stream"
+
+
+def test_runs_beyond_the_limit_wait_their_turn_and_all_finish():
+    """A burst of work queues on the event loop instead of holding database locks and threads all at once."""
+
+    async def burst() -> tuple[int, list[dict]]:
+        runs, release = Runs(Observer(Metrics(), None), max_running=3), asyncio.Event()
+        running, most = 0, 0
+
+        async def work(on_task) -> dict:
+            nonlocal running, most
+            running += 1
+            most = max(most, running)
+            await release.wait()
+            running -= 1
+            return {"plan_id": "p"}
+
+        started = [runs.start(f"p{n}", work) for n in range(10)]
+        await asyncio.sleep(0)  # let the first ones start
+        release.set()
+        views = [(await runs.settle(run)).view for run in started]
+        return most, views
+
+    most, views = asyncio.run(burst())
+    assert most == 3 and views == [{"plan_id": "p"}] * 10
