@@ -101,7 +101,7 @@ def test_replicas_setting_up_a_fresh_postgres_schema_together_all_start(postgres
     import psycopg
 
     base, _, options = postgres_url.partition("?")
-    for _ in range(4):
+    for _ in range(6):
         schema = f"agentops_setup_{uuid.uuid4().hex[:10]}"
         with psycopg.connect(base, autocommit=True) as conn:
             conn.execute(f"CREATE SCHEMA {schema}")
@@ -118,7 +118,10 @@ def test_replicas_setting_up_a_fresh_postgres_schema_together_all_start(postgres
                 )
                 for _ in range(2)
             ]
-            outcomes = [replica.communicate("go\n", timeout=120) for replica in replicas]
+            for replica in replicas:  # both have imported everything and wait on stdin: start them at once
+                replica.stdin.write("go\n")
+                replica.stdin.flush()
+            outcomes = [replica.communicate(timeout=120) for replica in replicas]
             assert [(r.returncode, out.strip()) for r, (out, _) in zip(replicas, outcomes, strict=True)] == [(0, "ok")] * 2, outcomes
         finally:
             with psycopg.connect(base, autocommit=True) as conn:

@@ -299,6 +299,28 @@ def shared_pool(url: str, purpose: str = "work") -> Any:
         return pool
 
 
+def take_session_lock(conn: Any, name: str, poll: float = 0.05) -> None:
+    """Take a session advisory lock on `name` (key space 0) by polling `pg_try_advisory_lock`, never by
+    waiting inside a statement.
+
+    A migration that runs CREATE INDEX CONCURRENTLY (LangGraph's checkpoint tables) waits for every open
+    transaction to end, and a replica blocked in `pg_advisory_lock` is one: the two wait on each other
+    until Postgres kills one with DeadlockDetected. Each try here is a transaction that ends at once.
+    """
+    import time
+
+    while not conn.execute("SELECT pg_try_advisory_lock(hashtextextended(%s, 0)) AS got", (name,)).fetchone()[_first(conn)]:
+        time.sleep(poll)
+        poll = min(poll * 2, 0.5)
+
+
+def _first(conn: Any) -> Any:
+    # Rows are dicts on the pools' connections (dict_row) and tuples on a plain one.
+    from psycopg.rows import dict_row
+
+    return "got" if conn.row_factory is dict_row else 0
+
+
 def require_postgres(url: str, timeout: float = 5) -> None:
     """Fail fast, in one line, when the database does not answer (rather than a pool waiting a minute)."""
     import psycopg
