@@ -62,11 +62,10 @@ def assert_ended_once(api: httpx.Client, plan_ids: list[str], status: str, final
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
-def served(request, start_service):
-    changes = {}
-    if request.param == "postgres":
-        changes["database_url"] = request.getfixturevalue("postgres_url")
-    url, keys = start_service(**changes)
+def served(request):
+    # The schema first, so it is dropped after the server has stopped (fixtures end in reverse order).
+    changes = {"database_url": request.getfixturevalue("postgres_url")} if request.param == "postgres" else {}
+    url, keys = request.getfixturevalue("start_service")(**changes)
     with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {keys[ALICE]}"}, timeout=60) as api:
         yield url, keys, api
 

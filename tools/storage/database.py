@@ -299,6 +299,14 @@ def shared_pool(url: str, purpose: str = "work") -> Any:
         return pool
 
 
+def close_pools(url: str) -> None:
+    """Close this process's pools for `url` (a test's throwaway schema; otherwise they live as long as the process)."""
+    with _pools_lock:
+        pools = [_pools.pop(key) for key in list(_pools) if key[0] == url]
+    for pool in pools:
+        pool.close()
+
+
 def take_session_lock(conn: Any, name: str, poll: float = 0.05) -> None:
     """Take a session advisory lock on `name` (key space 0) by polling `pg_try_advisory_lock`, never by
     waiting inside a statement.
