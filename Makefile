@@ -41,6 +41,7 @@ bench: install
 	$(BIN)/python bench/bench_workflow.py --runs 50
 	$(BIN)/python bench/bench_retrieval.py
 	$(BIN)/python bench/bench_intent.py
+	$(BIN)/python bench/bench_http.py --seconds 10 --sustain 60
 
 clean:
 	rm -rf $(VENV) .agentops .pytest_cache

@@ -8,9 +8,10 @@ A test builds `Dependencies` with fakes; the front ends build the real one from 
 from __future__ import annotations
 
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from pydantic import BaseModel, Field
 
@@ -107,6 +108,14 @@ class AuditSink(Protocol):
 
 class PlanRecorder(Protocol):
     def record(self, state: dict[str, Any]) -> None: ...
+
+
+@runtime_checkable
+class CommitsTogether(Protocol):
+    """An AuditSink that can commit a step's appends and the recorder's row as one transaction (when both
+    live in one database): one commit per audit pass instead of one per event, and never one without the other."""
+
+    def together(self, recorder: PlanRecorder) -> AbstractContextManager[None]: ...
 
 
 def utc_now() -> datetime:

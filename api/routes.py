@@ -95,14 +95,19 @@ def _same_person(claimed: str | None, caller: Principal, role: str) -> None:
 
 
 async def _answer(request: Request, response: Response, run: Run, plan_id: str, done_status: int) -> PlanAccepted:
-    """Answer once the work settles: `done_status` if it paused or ended, 202 if it continues in the background."""
-    view = await _runs(request).settle(run)
-    running = view is None
-    if running:
-        view = await _orchestrator(request).ashow(plan_id)
-    response.status_code = 202 if running else done_status
+    """Answer once the work settles: `done_status` if it paused or ended, 202 if it continues in the background.
+
+    Built only from what the run reported (api/runs.py), never from a checkpoint read while it goes on."""
+    settled = await _runs(request).settle(run)
+    view = settled.view if not settled.running else _orchestrator(request).view_of(settled.state or {}, settled.waiting_for)
+    response.status_code = 202 if settled.running else done_status
     response.headers["Location"] = f"/plans/{plan_id}"
-    return PlanAccepted.model_validate(view | {"running": running, "links": _links(plan_id)})
+    return accepted(view, running=settled.running)
+
+
+def accepted(view: dict[str, Any], running: bool) -> PlanAccepted:
+    """The answer to a submitted intent or a decision, from a plan view."""
+    return PlanAccepted.model_validate(view | {"running": running, "links": _links(view["plan_id"])})
 
 
 async def _submit(request: Request, response: Response, body: IntentIn, caller: Principal) -> PlanAccepted:

@@ -3,6 +3,12 @@
 A request waits only until its work *settles* — the run pauses (approval), ends, refuses (a 4xx), or
 starts slow work (deploy, watch) — and then answers, saying where to follow the rest. Progress streams
 wake on every node the run passes.
+
+The answer is built from what the run itself reports, never from a checkpoint read while the run goes on:
+checkpoints are written behind the run, so such a read could see a state from several nodes back (a plan
+still `planning`, or one with no status at all). When slow work starts, the state the slow node received
+(LangGraph's task-start event carries it) is the plan as it stands; when the run ends, the view it
+returned is.
 """
 
 from __future__ import annotations
@@ -20,6 +26,11 @@ from app.service import TaskObserver
 logger = logging.getLogger("agentops.api")
 
 SLOW_NODES = frozenset({"deploy", "watch"})
+# Runs driven at once by this process; more wait their turn here, on the event loop. Each running plan holds
+# a database lock (Postgres: a pooled connection, tools/storage/database.py allows 50) and borrows worker
+# threads: unbounded, a burst of background deploys exhausted the pool and starved the threads (500s after
+# a 60 s pool timeout) instead of queueing.
+MAX_RUNNING = 32
 KEEPALIVE_SECONDS = 15.0  # a comment line on an idle stream, so proxies do not cut it
 
 
@@ -29,11 +40,25 @@ class Run:
     settled: asyncio.Event = field(default_factory=asyncio.Event)
     slow: bool = False  # reached deploy/watch: its end is a deployment's end
     task: asyncio.Task | None = None
+    # When slow work started: the state the slow node received and its name (what the plan waits for).
+    handed_over: tuple[dict[str, Any], list[str]] | None = None
+
+
+@dataclass(frozen=True)
+class Settled:
+    """How a request's work settled: `view` (the plan view the run returned) when it paused or ended;
+    otherwise `running`, with `state`/`waiting_for` taken from the run's own event as slow work began."""
+
+    running: bool
+    view: dict[str, Any] | None = None
+    state: dict[str, Any] | None = None
+    waiting_for: list[str] = field(default_factory=list)
 
 
 class Runs:
-    def __init__(self, observer: Observer):
+    def __init__(self, observer: Observer, max_running: int = MAX_RUNNING):
         self.observer = observer
+        self._slots = asyncio.Semaphore(max_running)
         self._active: dict[str, set[Run]] = {}
         self._signals: dict[str, asyncio.Event] = {}  # replaced on each change: a broadcast to current waiters
 
@@ -45,15 +70,17 @@ class Runs:
         run.task.add_done_callback(_log_failure)
         return run
 
-    async def settle(self, run: Run) -> dict[str, Any] | None:
-        """Wait until the work settles. Its result (the plan view) if it ended; None if it continues in the
-        background. A refusal (AgentOpsError) is raised here, for the request to answer with."""
+    async def settle(self, run: Run) -> Settled:
+        """Wait until the work settles. A refusal (AgentOpsError) is raised here, for the request to answer with."""
         settled = asyncio.ensure_future(run.settled.wait())
         try:
             await asyncio.wait({run.task, settled}, return_when=asyncio.FIRST_COMPLETED)
         finally:
             settled.cancel()
-        return run.task.result() if run.task.done() else None
+        if run.task.done() or run.handed_over is None:  # ended (or ending: no slow work began)
+            return Settled(running=False, view=await run.task)
+        state, waiting_for = run.handed_over
+        return Settled(running=True, state=state, waiting_for=waiting_for)
 
     def running(self, plan_id: str) -> bool:
         return bool(self._active.get(plan_id))
@@ -92,13 +119,16 @@ class Runs:
     async def _run(self, run: Run, work: Callable[[TaskObserver], Awaitable[dict[str, Any]]]) -> dict[str, Any]:
         def on_task(plan_id: str, event: dict[str, Any]) -> None:
             self.observer.on_task(plan_id, event)
-            if "input" in event and event.get("name") in SLOW_NODES:
+            if "input" in event and event.get("name") in SLOW_NODES and not run.slow:
                 run.slow = True
+                state = event["input"] if isinstance(event["input"], dict) else {}
+                run.handed_over = (dict(state), [event["name"]])
                 run.settled.set()
             self._wake(plan_id)
 
         try:
-            view = await work(on_task)
+            async with self._slots:
+                view = await work(on_task)
             if run.slow:
                 self.observer.on_deployment_finished(view)
             return view

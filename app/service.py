@@ -322,9 +322,13 @@ class Orchestrator:
     def _view(self, plan_id: str, snapshot: Any) -> dict[str, Any]:
         if not snapshot.values:
             raise NotFound(f"no plan with id '{plan_id}'")
-        view = plan_view(snapshot.values)
+        return self.view_of(snapshot.values, snapshot.next)
+
+    def view_of(self, state: dict[str, Any], waiting_for: Any) -> dict[str, Any]:
+        """The view of a plan from a state the run itself handed over (the HTTP answer while slow work runs)."""
+        view = plan_view(state)
         required = self.deps.policy.approval.approvers_for(view["env"]) if view.get("requires_approval") else 0
-        return view | {"approvers_required": required, "waiting_for": list(snapshot.next)}
+        return view | {"approvers_required": required, "waiting_for": list(waiting_for)}
 
     def _decision(self, plan_id: str, approver: Caller, approved: bool, reason: str) -> Decision:
         """Everything that can be refused before the claim, by the approval node's own rules (agentops/approval.py),

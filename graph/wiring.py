@@ -113,8 +113,12 @@ def migrate_checkpoints(url: str) -> None:
     import psycopg
     from langgraph.checkpoint.postgres import PostgresSaver
 
+    from tools.storage.database import take_session_lock
+
     with psycopg.connect(url, **_saver_connection()) as conn:
-        conn.execute("SELECT pg_advisory_lock(hashtextextended('agentops-migrate-checkpoints', 0))")
+        take_session_lock(
+            conn, "agentops-migrate-checkpoints"
+        )  # polled: the setup's CREATE INDEX CONCURRENTLY would deadlock a blocked waiter
         try:
             PostgresSaver(conn).setup()
         finally:

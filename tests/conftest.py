@@ -67,7 +67,11 @@ def postgres_url():
     with psycopg.connect(POSTGRES_URL, autocommit=True) as conn:
         conn.execute(f"CREATE SCHEMA {schema}")
     separator = "&" if "?" in POSTGRES_URL else "?"
-    yield f"{POSTGRES_URL}{separator}options=-csearch_path%3D{schema}"
+    url = f"{POSTGRES_URL}{separator}options=-csearch_path%3D{schema}"
+    yield url
+    from tools.storage.database import close_pools
+
+    close_pools(url)  # this process's pools on the schema: idle connections would linger for minutes
     with psycopg.connect(POSTGRES_URL, autocommit=True) as conn:
         conn.execute(f"DROP SCHEMA {schema} CASCADE")
 

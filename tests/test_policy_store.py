@@ -191,6 +191,31 @@ def test_search_returns_the_rerankers_order(tmp_path: Path, documents):
     assert priors == sorted(priors, reverse=True)  # first-stage similarities, best first
 
 
+def test_searches_after_the_first_ask_chroma_only_for_the_query(store: PolicyStore, monkeypatch):
+    store.search("Who approves production deployments?")
+    fetched, queried = [], []
+    real_get = store._client.get_collection
+    monkeypatch.setattr(store._client, "get_collection", lambda *a, **kw: fetched.append(a) or real_get(*a, **kw))
+    real_query = store._collection.query
+    monkeypatch.setattr(store._collection, "query", lambda *a, **kw: queried.append(kw) or real_query(*a, **kw))
+
+    first = store.search("What is the hourly price of ml.m5.large?")
+    again = store.search("What is the hourly price of ml.m5.large?")
+    assert (len(fetched), len(queried)) == (0, 1)  # no collection look-ups; the repeated question is remembered
+    assert again == first and again[0] is not first[0]  # equal answers, not shared objects a caller could change
+
+
+def test_a_collection_rebuilt_by_another_process_is_found_again(store: PolicyStore, tmp_path: Path):
+    before = store.search("Who approves production deployments?")
+    import chromadb
+
+    other = chromadb.PersistentClient(path=str(tmp_path / "chroma"), settings=chromadb.Settings(anonymized_telemetry=False))
+    other.delete_collection("policies")
+    after = store.search("Does every prod deployment need a human approval?")
+    assert after and after[0].policy == before[0].policy == "deployment-policy"
+    assert collection_of(store).metadata[FINGERPRINT_KEY] == store.fingerprint
+
+
 # --- the lexical reranker ---------------------------------------------------------------------------------
 
 

@@ -9,7 +9,8 @@ the `audit_sync` table to remember how far each remote copy has been written.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, nullcontext
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -94,6 +95,13 @@ class AuditLog:
         self.digest_every = digest_every
         with self.db.connect() as conn:
             conn.script(_SCHEMA)
+
+    @contextmanager
+    def together(self, recorder: Any) -> Iterator[None]:
+        """Appends in the block, and `recorder`'s writes when it keeps them in this database, in one
+        transaction (agentops.ports.CommitsTogether); otherwise each append commits on its own."""
+        with self.db.transaction(_CHAIN_LOCK) if getattr(recorder, "db", None) is self.db else nullcontext():
+            yield
 
     def append(self, plan_id: str, step: str, actor: str, payload: dict[str, Any]) -> bool:
         """Append one event; False (and nothing written) if this plan's step is already on the log."""

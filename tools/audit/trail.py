@@ -20,6 +20,7 @@ Verification (`verify`) checks, and names the first thing wrong:
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
@@ -88,6 +89,7 @@ class AuditTrail:
         # Until a sync succeeds in this process, assume an earlier process left something unwritten.
         self._behind = True
         self._quiet_until = datetime.min.replace(tzinfo=UTC)
+        self._pass = threading.local()  # .written: inside `together`, whether an append wrote something
 
     @property
     def _digest_target(self) -> str:
@@ -95,15 +97,34 @@ class AuditTrail:
 
     # --- writing -------------------------------------------------------------------------------
 
+    @contextmanager
+    def together(self, recorder: Any) -> Iterator[None]:
+        """The local appends in the block committed with `recorder`'s row (agentops.ports.CommitsTogether);
+        the remote copies caught up once, after the commit — never sent an event that could still roll back."""
+        self._pass.written = False
+        try:
+            with self.log.together(recorder):
+                yield
+            written = self._pass.written
+        finally:
+            del self._pass.written
+        self._catch_up_after(written)
+
     def append(self, plan_id: str, step: str, actor: str, payload: dict[str, Any]) -> bool:
         written = self.log.append(plan_id, step, actor, payload)
+        if hasattr(self._pass, "written"):  # inside `together`: caught up after its commit
+            self._pass.written |= written
+        else:
+            self._catch_up_after(written)
+        return written
+
+    def _catch_up_after(self, written: bool) -> None:
         if (written or self._behind) and (self.mirrors or self.archive) and self.clock() >= self._quiet_until:
             errors = self.sync().errors
             if errors:
                 self._quiet_until = self.clock() + RETRY_AFTER_FAILURE
             for error in errors:
                 logger.warning("audit event kept in the local log; remote copy not written: %s (run `agentops audit sync`)", error)
-        return written
 
     def digest(self) -> tuple[Digest | None, SyncReport]:
         """Digest the events since the last digest (if any), then publish whatever is pending."""

@@ -4,6 +4,11 @@ One record per (document, section), so evidence cites exactly the section an app
 guardrail violation names. The collection is rebuilt only when its fingerprint (the documents' content
 plus the embedding function's name and config) changes: an edited policy or a new embedding model
 re-indexes instead of mixing old and new vectors, and an unchanged one costs one metadata read.
+
+Work that does not depend on the query is done once: the collection is checked at the first search and
+then kept (a search that finds it gone — another process rebuilt it — checks again), the reranker
+tokenises the sections when the store loads, and the results of a query are kept for as long as the
+store (its fingerprint: the documents and the embedding function) is the same.
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ import hashlib
 import json
 import re
 import threading
+from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -31,6 +37,7 @@ from tools.retrieval.rerank import LexicalReranker, Reranker
 FINGERPRINT_KEY = "agentops_fingerprint"
 # Part of the fingerprint: bump when the record layout below changes, so old collections are rebuilt.
 RECORD_LAYOUT = 1
+RESULTS_KEPT = 1024  # distinct (query, k) results remembered; intents repeat, so most searches are one
 
 
 @dataclass(frozen=True)
@@ -101,6 +108,12 @@ class PolicyStore:
         self._client = chromadb.PersistentClient(path=str(persist_dir), settings=chromadb.Settings(anonymized_telemetry=False))
         # Nodes run in worker threads under the async app: two first searches must not both rebuild.
         self._lock = threading.Lock()
+        self._collection: Collection | None = None  # checked against the fingerprint; None: check at the next search
+        self._results: OrderedDict[tuple[str, str, int], list[Evidence]] = OrderedDict()
+        self._results_lock = threading.Lock()
+        prepare = getattr(self.reranker, "prepare", None)
+        if prepare is not None:  # tokenise the sections now, not on every query
+            prepare([r.indexed_text for r in self._records.values()])
 
     @classmethod
     def from_settings(cls, settings: Settings, **overrides: Any) -> PolicyStore:
@@ -128,20 +141,44 @@ class PolicyStore:
             raise AgentOpsError("the policy search query is empty: ask a question about the policy")
         if k < 1:
             raise AgentOpsError(f"the number of policy results must be at least 1, got {k}")
-        self.ensure_indexed()
+        key = (self.fingerprint, query, k)
+        with self._results_lock:
+            kept = self._results.get(key)
+            if kept is not None:
+                self._results.move_to_end(key)
+        if kept is None:
+            kept = self._search(query, k)
+            with self._results_lock:
+                self._results[key] = kept
+                while len(self._results) > RESULTS_KEPT:
+                    self._results.popitem(last=False)
+        return [e.model_copy() for e in kept]
+
+    def _search(self, query: str, k: int) -> list[Evidence]:
         if not self._records:
+            self.ensure_indexed()
             return []
-        collection = self.collection()
-        found = collection.query(
-            query_texts=[query],
-            n_results=min(self.candidates, len(self._records)),
-            include=["documents", "distances"],
-        )
+        try:
+            found = self._query(query)
+        except NotFoundError:  # another process rebuilt the collection since we checked it
+            self._collection = None
+            found = self._query(query)
         ids, passages, distances = found["ids"][0], found["documents"][0], found["distances"][0]
         # Cosine distance is 1 - similarity; the reranker blends the similarity in as its prior.
         similarities = [1.0 - d for d in distances]
         ranking = self.reranker.rerank(query, passages, prior_scores=similarities)
         return [self._evidence(ids[index], score) for index, score in ranking[:k]]
+
+    def _query(self, query: str) -> Any:
+        collection = self._collection
+        if collection is None:
+            self.ensure_indexed()
+            collection = self._collection = self.collection()
+        return collection.query(
+            query_texts=[query],
+            n_results=min(self.candidates, len(self._records)),
+            include=["documents", "distances"],
+        )
 
     def _evidence(self, record_id: str, score: float) -> Evidence:
         record = self._records[record_id]

@@ -6,6 +6,7 @@ so an `NVIDIARerank` adapter slots in where `LexicalReranker` is the offline def
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Sequence
 from typing import Protocol
@@ -68,13 +69,24 @@ class LexicalReranker:
         # Ties keep the first-stage order (sorted is stable), so equal scores never shuffle arbitrarily.
         return sorted(enumerate(blended), key=lambda pair: pair[1], reverse=True)
 
+    def prepare(self, passages: Sequence[str]) -> None:
+        """Tokenise the passages a store will hand over (its sections) once, ahead of the first query."""
+        for passage in passages:
+            _passage_terms(passage)
+
     def _lexical_scores(self, query: str, passages: Sequence[str]) -> list[float]:
         """BM25 over the candidates, scaled so the best one scores 1."""
         query_terms = terms(query)
-        corpus = [terms(passage) or [""] for passage in passages]  # BM25Okapi divides by document length
+        corpus = [list(_passage_terms(passage)) for passage in passages]
         if not query_terms:
             return [0.0] * len(passages)
         return _scaled_to_best(_LuceneIdfBM25(corpus, k1=self.k1, b=self.b).get_scores(query_terms))
+
+
+@functools.lru_cache(maxsize=4096)
+def _passage_terms(passage: str) -> tuple[str, ...]:
+    """A passage's terms, stemmed once: the candidates are the knowledge base's sections, over and over."""
+    return tuple(terms(passage)) or ("",)  # BM25Okapi divides by document length
 
 
 def _scaled_to_best(scores: Sequence[float]) -> list[float]:
