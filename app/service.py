@@ -201,7 +201,14 @@ class Orchestrator:
         return self.index.list(status=status, env=env, requester=requester, limit=limit)
 
     async def ashow(self, plan_id: str) -> dict[str, Any]:
-        return self._view(plan_id, await self.graph.aget_state(self._thread(plan_id)))
+        snapshot = await self.graph.aget_state(self._thread(plan_id))
+        if not snapshot.values:
+            # Accepted, but its first checkpoint is not saved (being started, or cut off by a crash or a
+            # full disk until start-up fails it): the index row is all there is, and it is shown, not a 404.
+            summary = await asyncio.to_thread(self.index.get, plan_id)
+            if summary is not None:
+                return summary.model_dump(mode="json") | {"approvals": [], "approvers_required": 0, "waiting_for": []}
+        return self._view(plan_id, snapshot)
 
     async def arun(self, plan: PlanState, on_task: TaskObserver | None = None) -> dict[str, Any]:
         """Run a plan made by `new_plan` (or `aaccept`) until it pauses or ends. A plan that exists already
@@ -232,19 +239,30 @@ class Orchestrator:
         """Record a decision and resume the run with it. With `idempotency_key`, a retry of a decision
         that was recorded answers the plan as it stands (continuing the run if the first attempt died
         before it did); the same key with another decision is a Conflict."""
-        if idempotency_key is not None and await self._adecided_before(plan_id, approver, approved, reason, idempotency_key):
-            return await self.aresume(plan_id, on_task)
+        if idempotency_key is not None:
+            # Retries of one key queue on the plan's lock, so each sees whether the first recorded its decision.
+            async with self._drive_lock(plan_id):
+                if await self._adecided_before(plan_id, approver, approved, reason, idempotency_key):
+                    await self._acontinue(plan_id, on_task)
+                else:
+                    decision = await asyncio.to_thread(self._decision, plan_id, approver, approved, reason)
+                    await self._aclaim_and_drive(plan_id, decision, on_task)
+            return await self.ashow(plan_id)
         decision = await asyncio.to_thread(self._decision, plan_id, approver, approved, reason)
         # Waits while an earlier step of this plan (its first run, another approver's decision) is still running.
         async with self._drive_lock(plan_id):
-            waiting_for = (await self.graph.aget_state(self._thread(plan_id))).next
-            try:
-                command = await asyncio.to_thread(self._claim, plan_id, decision, waiting_for)
-            except RequestExpired:
-                await self._adrive(plan_id, _EXPIRED, on_task)
-                raise
-            await self._adrive(plan_id, command, on_task)
+            await self._aclaim_and_drive(plan_id, decision, on_task)
         return await self.ashow(plan_id)
+
+    async def _aclaim_and_drive(self, plan_id: str, decision: Decision, on_task: TaskObserver | None) -> None:
+        """With the plan's lock held: claim the decision in the index, then resume the run with it."""
+        waiting_for = (await self.graph.aget_state(self._thread(plan_id))).next
+        try:
+            command = await asyncio.to_thread(self._claim, plan_id, decision, waiting_for)
+        except RequestExpired:
+            await self._adrive(plan_id, _EXPIRED, on_task)
+            raise
+        await self._adrive(plan_id, command, on_task)
 
     async def aexpire_overdue(self, on_task: TaskObserver | None = None) -> list[str]:
         """Expire every overdue request; the paused runs end as `expired`. The ids this call expired."""
