@@ -25,7 +25,7 @@ from tools.audit.local import SqliteAuditLog
 
 STAGING_DIRECT = "deploy churn-predictor v1 to staging on 2 ml.m5.large"
 STAGING_PENDING = "deploy churn-predictor v1 to staging on 3 ml.m5.large"  # 3 instances: a human decides
-ALICE, BOB = "alice@example.com", "bob@example.com"
+ALICE, BOB, VIEWER = "alice@example.com", "bob@example.com", "victor@example.com"
 
 AUTO_NODES = ["intake", "retrieve", "plan", "resolve", "guardrail", "audit", "deploy", "watch", "audit"]
 PENDING_NODES = ["intake", "retrieve", "plan", "resolve", "guardrail", "audit"]  # then it pauses in approval
@@ -250,3 +250,37 @@ def test_a_retried_decision_answers_as_the_first_and_a_changed_one_is_refused(ht
     assert changed.status_code == 409
     # Without a key a repeat is what it always was: a refusal, since bob has decided.
     assert bob.post(f"/plans/{plan_id}/decisions", json=decide).status_code == 409
+
+
+# --- every Postgres connection terminated ---------------------------------------------------------------
+
+
+def test_every_postgres_connection_terminated_costs_no_request(settings, start_service, postgres_url):
+    """The server terminates every connection of this service (a failover, an admin, a restart): the pools
+    check a connection before lending it, so 16 clients submitting right after get answers, not 500s."""
+    import uuid
+
+    import psycopg
+
+    name = f"agentops-crash-{uuid.uuid4().hex[:8]}"  # only this test's connections are terminated
+    url = f"{postgres_url}&application_name={name}"
+    base, keys = start_service(database_url=url)
+
+    def client(person: str) -> httpx.Client:
+        return httpx.Client(base_url=base, headers={"Authorization": f"Bearer {keys[person]}"}, timeout=120)
+
+    body = {"intent": STAGING_DIRECT, "env": "staging"}
+    assert client(ALICE).post("/plans", json=body).status_code in (201, 202)
+    with psycopg.connect(postgres_url, autocommit=True) as admin:
+        terminated = admin.execute(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name = %s", (name,)
+        ).fetchone()[0]
+    assert terminated >= 2  # the checkpointer's pool and the index's, at least
+
+    with ThreadPoolExecutor(16) as pool:
+        answers = list(pool.map(lambda _: client(ALICE).post("/plans", json=body), range(16)))
+    assert [a.status_code for a in answers if a.status_code not in (201, 202)] == [], [a.text for a in answers]
+    for answer in answers:
+        plan_id = answer.json()["plan_id"]
+        wait_until(lambda plan_id=plan_id: client(VIEWER).get(f"/plans/{plan_id}").json()["status"] == "deployed", what="the plan to end")
+    assert len(client(ALICE).get("/plans", params={"limit": 100}).json()) == 17

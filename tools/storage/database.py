@@ -174,6 +174,7 @@ def shared_pool(url: str, purpose: str = "work") -> Any:
                 open=True,
                 timeout=60,
                 kwargs={"autocommit": True, "row_factory": dict_row},
+                check=ConnectionPool.check_connection,  # a connection the server terminated is replaced, not lent
             )
             _pools[(url, purpose)] = pool
         return pool
