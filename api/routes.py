@@ -373,10 +373,14 @@ async def approvals(request: Request, caller: Principal = Depends(require("viewe
     responses={**_ACCEPTED, **errors(400, 413, 422)},
 )
 async def seed_intent(
-    body: SeedIntentIn, request: Request, response: Response, caller: Principal = Depends(require("requester"))
+    body: SeedIntentIn,
+    request: Request,
+    response: Response,
+    caller: Principal = Depends(require("requester")),
+    idempotency_key: str | None = IdempotencyKey,
 ) -> PlanAccepted:
     _same_person(body.user, caller, "requester")
-    return await _submit(request, response, body, caller)
+    return await _submit(request, response, body, caller, idempotency_key)
 
 
 @router.post(
@@ -387,10 +391,14 @@ async def seed_intent(
     responses={**_DECIDED, **errors(400, 404, 409, 413, 422)},
 )
 async def seed_approve(
-    body: SeedApproveIn, request: Request, response: Response, caller: Principal = Depends(require("approver"))
+    body: SeedApproveIn,
+    request: Request,
+    response: Response,
+    caller: Principal = Depends(require("approver")),
+    idempotency_key: str | None = IdempotencyKey,
 ) -> PlanAccepted:
     _same_person(body.approver, caller, "approver")
-    return await _decide(request, response, body.plan_id, body, caller)
+    return await _decide(request, response, body.plan_id, body, caller, idempotency_key)
 
 
 @router.get(
