@@ -257,10 +257,16 @@ class Orchestrator:
     async def _aclaim_and_drive(self, plan_id: str, decision: Decision, on_task: TaskObserver | None) -> None:
         """With the plan's lock held: claim the decision in the index, then resume the run with it."""
         waiting_for = (await self.graph.aget_state(self._thread(plan_id))).next
+        # Marked before the claim: a process dying between the claim (say `rejected`, a terminal status) and
+        # the resumed run is found at start-up, which resumes the run with the stored decision.
+        await asyncio.to_thread(self.index.mark_running, plan_id, self.deps.clock())
         try:
             command = await asyncio.to_thread(self._claim, plan_id, decision, waiting_for)
         except RequestExpired:
             await self._adrive(plan_id, _EXPIRED, on_task)
+            raise
+        except AgentOpsError:
+            await asyncio.to_thread(self.index.clear_running, plan_id)  # refused: nothing changed
             raise
         await self._adrive(plan_id, command, on_task)
 
@@ -465,7 +471,13 @@ class Orchestrator:
     def _claim_expiries(self) -> list[str]:
         """Claim every overdue request's expiry in the index (one winner each); the ids this call claimed."""
         now = self.deps.clock()
-        return [plan_id for plan_id in self.index.overdue(now) if self.index.expire(plan_id, now)]
+        claimed = []
+        for plan_id in self.index.overdue(now):
+            # Marked before the claim, as a decision is: a crash before the run ends `expired` is found at start-up.
+            self.index.mark_running(plan_id, now)
+            if self.index.expire(plan_id, now):
+                claimed.append(plan_id)
+        return claimed
 
     def _unfinished(self) -> list[str]:
         listed = [row.plan_id for status in UNFINISHED_STATUSES for row in self.index.list(status=status, limit=10_000)]

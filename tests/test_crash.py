@@ -284,3 +284,29 @@ def test_every_postgres_connection_terminated_costs_no_request(settings, start_s
         plan_id = answer.json()["plan_id"]
         wait_until(lambda plan_id=plan_id: client(VIEWER).get(f"/plans/{plan_id}").json()["status"] == "deployed", what="the plan to end")
     assert len(client(ALICE).get("/plans", params={"limit": 100}).json()) == 17
+
+
+@pytest.mark.parametrize("approved", [True, False])
+def test_a_decision_claimed_by_a_process_that_died_before_resuming_is_carried_out(orchestrator, settings, approved):
+    """Killed between the claim (the index says approved, or rejected: a terminal status) and the resume."""
+    plan_id = orchestrator.run(STAGING_PENDING, "staging", ALICE)["plan_id"]
+    core = orchestrator.core
+    decision = Decision(approved=approved, approver=BOB, reason="reviewed")
+    orchestrator.index.mark_running(plan_id, core.deps.clock())  # what `decide` does before it claims
+    core._claim(plan_id, decision, ("approval",))
+
+    orchestrator.recover()
+    status = "deployed" if approved else "rejected"
+    assert_one_story(orchestrator, settings, plan_id, status, "deploy" if approved else "approval.decision.1")
+
+
+def test_an_expiry_claimed_by_a_process_that_died_before_resuming_is_carried_out(orchestrator, settings):
+    from datetime import timedelta
+
+    plan_id = orchestrator.run(STAGING_PENDING, "staging", ALICE)["plan_id"]
+    later = orchestrator.deps.clock() + timedelta(hours=25)
+    orchestrator.deps.clock = lambda: later
+    assert orchestrator.core._claim_expiries() == [plan_id]  # claimed; the process dies before the run ends
+
+    orchestrator.recover()
+    assert_one_story(orchestrator, settings, plan_id, "expired", "approval.expired")
