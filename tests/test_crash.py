@@ -151,6 +151,12 @@ def test_an_ended_run_whose_index_lags_is_recorded_from_its_checkpoint(orchestra
 # --- a full checkpoint database, over HTTP ------------------------------------------------------------
 
 
+def ended(http: httpx.Client, plan_id: str) -> str | None:
+    """The plan's status once its run has ended (the audit node has written it), else None."""
+    view = http.get(f"/plans/{plan_id}").json()
+    return view["status"] if not view["waiting_for"] and view["status"] != "planning" else None
+
+
 def fill_the_disk(app_state, pages: int | None = None) -> None:
     """Cap the checkpoint database at its current size (SQLite answers "database or disk is full"), or
     lift the cap. On the service's own connection, from the service's loop."""
@@ -187,7 +193,7 @@ def test_a_full_disk_answers_503_and_the_retry_with_the_same_key_makes_the_plan(
     retried = alice.post("/plans", json=body, headers={"Idempotency-Key": "k-full-1"})
     assert retried.status_code in (201, 202), retried.text
     assert retried.json()["plan_id"] == row["plan_id"]
-    wait_until(lambda: alice.get(f"/plans/{row['plan_id']}").json()["status"] == "deployed", what="the plan to deploy")
+    wait_until(lambda: ended(alice, row["plan_id"]) == "deployed", what="the plan to deploy")
     assert [p["plan_id"] for p in alice.get("/plans").json()] == [row["plan_id"]]
     assert steps(settings, row["plan_id"])[-1] == "deploy"
 
@@ -214,8 +220,7 @@ def test_sixteen_concurrent_retries_with_one_key_make_one_plan(http, settings):
     assert {a.status_code for a in answers} <= {201, 202}, [a.text for a in answers if a.status_code >= 300]
     assert len({a.json()["plan_id"] for a in answers}) == 1
     [plan] = alice.get("/plans").json()
-    view = wait_until(lambda: (v := alice.get(f"/plans/{plan['plan_id']}").json())["status"] == "deployed" and v, what="the plan to end")
-    assert view["waiting_for"] == []
+    assert wait_until(lambda: ended(alice, plan["plan_id"]), what="the plan to end") == "deployed"
     assert steps(settings, plan["plan_id"]).count("deploy") == 1
 
     # The same key with another request is refused and changes nothing; a new key makes a new plan.
@@ -242,7 +247,8 @@ def test_a_retried_decision_answers_as_the_first_and_a_changed_one_is_refused(ht
         )
 
     assert {a.status_code for a in answers} <= {200, 202}, [a.text for a in answers if a.status_code >= 300]
-    view = wait_until(lambda: (v := bob.get(f"/plans/{plan_id}").json())["status"] == "deployed" and v, what="the plan to end")
+    assert wait_until(lambda: ended(bob, plan_id), what="the plan to end") == "deployed"
+    view = bob.get(f"/plans/{plan_id}").json()
     assert [a["approver"] for a in view["approvals"]] == [BOB]
     assert steps(settings, plan_id).count("approval.decision.1") == 1 and "approval.decision.2" not in steps(settings, plan_id)
 
@@ -282,7 +288,7 @@ def test_every_postgres_connection_terminated_costs_no_request(settings, start_s
     assert [a.status_code for a in answers if a.status_code not in (201, 202)] == [], [a.text for a in answers]
     for answer in answers:
         plan_id = answer.json()["plan_id"]
-        wait_until(lambda plan_id=plan_id: client(VIEWER).get(f"/plans/{plan_id}").json()["status"] == "deployed", what="the plan to end")
+        assert wait_until(lambda plan_id=plan_id: ended(client(VIEWER), plan_id), what="the plan to end") == "deployed"
     assert len(client(ALICE).get("/plans", params={"limit": 100}).json()) == 17
 
 
