@@ -125,15 +125,7 @@ def test_node_passes_intent_env_constraints_and_evidence_to_the_planner(make_dep
     assert (request.intent, request.env, request.constraints.budget_usd_per_hour) == ("deploy churn", "staging", 3)
     assert request.evidence[0].policy == "p"
     assert update["config"] == staging_config()
-    assert update["planner"] == {
-        "name": "scripted",
-        "rounds": 1,
-        "max_revisions": 0,
-        "warnings": [],
-        "error": None,
-        "llm_calls": 1,
-        "tokens": 42,
-    }
+    assert update["planner"] == {"name": "scripted", "rounds": 1, "max_revisions": 0, "warnings": [], "error": None, "llm_calls": 1, "tokens": 42}
     assert update["events"][0]["step"] == "plan.1"
 
 
