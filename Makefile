@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: run demo test install bench clean
+.PHONY: run demo test check lint install bench clean
 
 run: install
 	$(BIN)/agentops serve --dev-keys
@@ -15,6 +15,19 @@ demo: install
 
 test: install
 	$(BIN)/python -m pytest -n auto
+
+# The edit loop: format and lint, types, import layers, then the tests that need no server.
+check: lint
+	$(BIN)/python -m pytest -q -n auto $(CHECK_TESTS)
+
+lint: install
+	$(BIN)/ruff format --check .
+	$(BIN)/ruff check .
+	$(BIN)/mypy
+	$(BIN)/lint-imports
+
+CHECK_TESTS := tests/test_guardrail.py tests/test_plan.py tests/test_approval.py tests/test_deploy.py tests/test_retrieve.py \
+	tests/test_audit.py tests/test_plan_index.py tests/test_lifecycle.py tests/test_watch.py
 
 install: $(VENV)/.installed
 

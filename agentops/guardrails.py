@@ -15,6 +15,7 @@ from pydantic import ValidationError
 
 from agentops.policy import ANY_PRICED, Policy
 from agentops.schemas import Constraints, DeploymentConfig, EndpointAction, GuardrailReport, PlanConfig, Verdict, Violation, parse_config
+from agentops.shapes import ShapeRules, default_shape_rules
 
 
 class _Findings:
@@ -35,7 +36,9 @@ def check_config(
     env: str,
     policy: Policy,
     constraints: Constraints | None = None,
+    shapes: ShapeRules | None = None,
 ) -> GuardrailReport:
+    """`shapes`: SageMaker's limits on the values (agentops/shapes.py); the ones generated from botocore by default."""
     findings = _Findings(policy)
     constraints = constraints or Constraints()
 
@@ -58,10 +61,11 @@ def check_config(
             findings.violations.append(Violation(rule="schema.invalid", message=f"config field '{field}': {error['msg']}", policy="schema"))
         return _report(findings, None, None, [])
     if isinstance(cfg, EndpointAction):
-        return _check_endpoint_action(cfg, env, findings)
+        return _check_endpoint_action(cfg, env, findings, shapes or default_shape_rules())
 
     _check_names(cfg, findings)
     _check_artifact(cfg, findings)
+    _check_shapes(cfg, shapes or default_shape_rules(), findings)
     price = _check_instance_type(cfg, env, findings)
     _check_counts_and_autoscaling(cfg, env, findings)
     hourly = round(price * cfg.instance_count, 4) if price is not None else None
@@ -74,7 +78,7 @@ def check_config(
     return _report(findings, hourly, peak, approval_reasons(cfg, env, peak, policy))
 
 
-def _check_endpoint_action(action: EndpointAction, env: str, findings: _Findings) -> GuardrailReport:
+def _check_endpoint_action(action: EndpointAction, env: str, findings: _Findings, shapes: ShapeRules) -> GuardrailReport:
     """A rollback returns to a config that was checked when it was deployed, and a teardown only stops
     spending, so neither has costs or instance rules to check: names, and who must approve."""
     pattern = re.compile(findings.policy.naming.pattern)
@@ -82,6 +86,7 @@ def _check_endpoint_action(action: EndpointAction, env: str, findings: _Findings
         value = getattr(action, field)
         if value is not None and not pattern.fullmatch(value):
             findings.violate(f"naming.{field}", "naming", f"{field} '{value}' is not a valid SageMaker name")
+    _check_shapes(action, shapes, findings)
     # A teardown ends the endpoint's cost; a rollback's cost is the previous config's, unknown from here.
     cost = 0.0 if action.action == "teardown" else None
     reasons = []
@@ -116,6 +121,19 @@ def _report(findings: _Findings, hourly: float | None, peak: float | None, reaso
         requires_approval=allowed and bool(reasons),
         approval_reasons=reasons if allowed else [],
     )
+
+
+def _check_shapes(cfg: PlanConfig, shapes: ShapeRules, findings: _Findings) -> None:
+    """What SageMaker's API itself refuses (the deployer validates every call against the same service model).
+    A field a policy rule already faulted (a name off the naming pattern) is not reported twice."""
+    faulted = {v.rule.rsplit(".", 1)[-1] for v in findings.violations}
+    for field in shapes.fields:
+        if field in faulted:
+            continue
+        for problem in shapes.problems(field, getattr(cfg, field, None)):
+            findings.violations.append(
+                Violation(rule=f"shape.{field}", message=problem, policy="sagemaker-api", section=shapes.fields[field].source)
+            )
 
 
 def _check_names(cfg: DeploymentConfig, findings: _Findings) -> None:
@@ -166,7 +184,7 @@ def _check_counts_and_autoscaling(cfg: DeploymentConfig, env: str, findings: _Fi
             "instance_count",
             f"instance_count {cfg.instance_count} is outside {env}'s range of {limits.min}-{limits.max} instances",
         )
-    low, high = cfg.autoscaling_min, cfg.autoscaling_max
+    low, high = cfg.autoscaling_range
     if not low <= cfg.instance_count <= high:
         findings.violate(
             "autoscaling.order",

@@ -29,7 +29,7 @@ def check_request(intent: Any, env: Any, requester: Any, constraints: Any, polic
         raise AgentOpsError(f"unknown environment '{env}': expected one of {', '.join(policy.environments)}")
     requester = requester.strip() if isinstance(requester, str) else ""
     if not requester:
-        raise AgentOpsError("the requester is empty: say who asks (--user)")
+        raise AgentOpsError("the requester is empty: say who asks")
     if len(requester) > MAX_REQUESTER_CHARS:
         raise AgentOpsError(f"the requester name is longer than {MAX_REQUESTER_CHARS} characters")
     try:

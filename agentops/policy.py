@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import frontmatter
 from pydantic import BaseModel, ConfigDict, Field, PositiveInt, ValidationError
@@ -142,7 +142,7 @@ class PolicyDocument(BaseModel):
     title: str
     path: Path
     sections: list[Section]
-    rules: dict[str, dict]
+    rules: dict[str, dict[str, Any]]
 
 
 _HEADING = re.compile(r"^##\s+(.+?)\s*$", re.MULTILINE)
@@ -177,14 +177,22 @@ def load_documents(directory: Path) -> list[PolicyDocument]:
                 title=str(post.metadata.get("title", doc_id)),
                 path=path,
                 sections=_split_sections(post.content),
-                rules=dict(post.metadata.get("rules") or {}),
+                rules=_rule_groups(post.metadata.get("rules"), path),
             )
         )
     return documents
 
 
+def _rule_groups(rules: object, path: Path) -> dict[str, dict[str, Any]]:
+    if rules is None:
+        return {}
+    if not isinstance(rules, dict) or not all(isinstance(body, dict) for body in rules.values()):
+        raise AgentOpsError(f"policy document {path.name}: `rules` must map rule groups to their settings")
+    return {str(group): dict(body) for group, body in rules.items()}
+
+
 def policy_from_documents(documents: list[PolicyDocument]) -> Policy:
-    groups: dict[str, dict] = {}
+    groups: dict[str, Any] = {}
     sources: dict[str, RuleSource] = {}
     for doc in documents:
         headings = {s.heading for s in doc.sections}
@@ -198,7 +206,7 @@ def policy_from_documents(documents: list[PolicyDocument]) -> Policy:
             groups[group] = body
             sources[group] = RuleSource(policy=doc.id, section=section)
     try:
-        return Policy(**groups, sources=sources)
+        return Policy.model_validate({**groups, "sources": sources})
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"])

@@ -17,7 +17,8 @@ Strategy = Literal["all_at_once", "canary", "linear"]
 # exists when AgentOps looks (see Change.action); rollback and teardown act on an endpoint that exists.
 PlanAction = Literal["deploy", "rollback", "teardown"]
 ENDPOINT_ACTIONS: frozenset[str] = frozenset({"rollback", "teardown"})
-LifecycleAction = Literal["create", "update", "rollback", "teardown"]
+# no_change: the endpoint already serves exactly what a deploy plans (tools/sagemaker/state.py decides).
+LifecycleAction = Literal["create", "update", "rollback", "teardown", "no_change"]
 
 # Every status a plan can be in; the terminal ones end the thread.
 PlanStatus = Literal[
@@ -31,9 +32,12 @@ PlanStatus = Literal[
     "deployed",
     "rolled_back",
     "torn_down",
+    "no_change",  # the endpoint already runs what was planned: nothing was approved or touched
     "failed",
 ]
-TERMINAL_STATUSES: frozenset[str] = frozenset({"blocked", "rejected", "expired", "deployed", "rolled_back", "torn_down", "failed"})
+TERMINAL_STATUSES: frozenset[str] = frozenset(
+    {"blocked", "rejected", "expired", "deployed", "rolled_back", "torn_down", "failed", "no_change"}
+)
 
 
 class DeploymentConfig(BaseModel):
@@ -64,6 +68,11 @@ class DeploymentConfig(BaseModel):
         if self.autoscaling_max is None:
             self.autoscaling_max = self.instance_count
         return self
+
+    @property
+    def autoscaling_range(self) -> tuple[int, int]:
+        """(min, max) instances; the validator fills both from instance_count when unset."""
+        return (self.autoscaling_min or self.instance_count, self.autoscaling_max or self.instance_count)
 
     @property
     def peak_instance_count(self) -> int:

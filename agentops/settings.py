@@ -1,4 +1,5 @@
-"""The one configuration schema: environment variables (prefix AGENTOPS_) and an optional `.env`.
+"""The one configuration schema: environment variables (prefix AGENTOPS_) and an optional `.env` file,
+read from AGENTOPS_ENV_FILE or else AGENTOPS_HOME/.env -- never from whatever directory a command runs in.
 
 Every default is an embedded, offline one: SQLite under `AGENTOPS_HOME`, the local embedding function,
 the deterministic planner and dry-run deployment.
@@ -7,32 +8,64 @@ the deterministic planner and dry-run deployment.
 from __future__ import annotations
 
 import json
+import os
 from functools import cached_property
+from importlib.resources import files
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import AliasChoices, Field, SecretStr, field_validator
-from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from pydantic_settings import BaseSettings, DotEnvSettingsSource, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
 
+# The checkout this module was loaded from: for tests and tools that run from the repository. The product
+# itself never reads it, so an installed wheel works from any directory.
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+# The policies ship inside the distribution (package data of `knowledge_base`), wherever it is installed.
+BUNDLED_KNOWLEDGE_BASE = Path(str(files("knowledge_base")))
+DEFAULT_HOME = Path(".agentops")
+
+
+def env_file() -> Path:
+    """Where optional settings are kept: AGENTOPS_ENV_FILE, else `.env` in the state directory."""
+    explicit = os.environ.get("AGENTOPS_ENV_FILE")
+    return Path(explicit) if explicit else Path(os.environ.get("AGENTOPS_HOME") or DEFAULT_HOME).expanduser() / ".env"
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="AGENTOPS_", env_file=".env", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix="AGENTOPS_", extra="ignore")
 
-    home: Path = Field(default=Path(".agentops"), description="State directory: checkpoints, plan index, audit log, Chroma.")
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # The .env file is found when settings are read (not at import), so AGENTOPS_HOME set later counts.
+        return init_settings, env_settings, DotEnvSettingsSource(settings_cls, env_file=env_file()), file_secret_settings
+
+    home: Path = Field(default=DEFAULT_HOME, description="State directory: checkpoints, plan index, audit log, Chroma.")
     database_url: str | None = Field(
         default=None,
         description="postgresql://...: checkpoints, plan index and audit log in Postgres, shared by every replica; unset: SQLite under home.",
     )
-    knowledge_base_dir: Path = Field(default=PROJECT_ROOT / "knowledge_base", description="Policy documents (markdown + front matter).")
+    knowledge_base_dir: Path = Field(default=BUNDLED_KNOWLEDGE_BASE, description="Policy documents (markdown + front matter).")
     collection_name: str = "policies"
 
     # Deployment. `EXECUTE=true` (no prefix) is accepted because that is what operators type.
     execute: bool = Field(default=False, validation_alias=AliasChoices("AGENTOPS_EXECUTE", "EXECUTE"))
     aws_region: str = Field(default="us-east-1", validation_alias=AliasChoices("AGENTOPS_AWS_REGION", "AWS_REGION", "AWS_DEFAULT_REGION"))
     execution_role_arn: str = "arn:aws:iam::000000000000:role/agentops-sagemaker-execution"
-    default_image_uri: str = "763104351884.dkr.ecr.us-east-1.amazonaws.com/pytorch-inference:2.3.0-cpu-py311-ubuntu20.04-sagemaker"
+    default_image_uri: str | None = Field(
+        default=None,
+        description="Inference container for every plan that names none (e.g. your ECR image); unset: chosen by instance family "
+        "(GPU/CPU) and inference_framework from tools/sagemaker/images.py (docs/execute.md).",
+    )
+    inference_framework: Literal["pytorch", "tensorflow"] = Field(
+        default="pytorch", description="Framework of the AWS Deep Learning Container chosen when default_image_uri is unset."
+    )
     artifact_bucket: str = Field(default="agentops-model-artifacts", description="Bucket assumed when an intent names no s3:// artifact.")
     data_capture_bucket: str = "agentops-data-capture"
 

@@ -47,13 +47,14 @@ DRAIN_SECONDS = 30.0  # at shutdown, how long running deployments get to finish
 def create_app(settings: Settings, *, clock: Callable[[], datetime] | None = None) -> FastAPI:
     """The service for these settings. `clock` replaces the workflow's clock (tests move time forward)."""
     metrics = Metrics()
-    auth = Authenticator(settings)
+    auth = Authenticator(settings, on_invalid_keys=lambda _: metrics.key_file_errors.inc())
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         async with Orchestrator.aopen(settings) as orchestrator:
             if clock is not None:
                 orchestrator.deps.clock = clock
+            metrics.start_at_zero(orchestrator.deps.policy.environments)
             webhook = Webhook.from_settings(settings, metrics)
             observer = Observer(metrics, webhook)
             runs = Runs(observer)

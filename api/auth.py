@@ -16,36 +16,23 @@ role can read. Whoever decides is the authenticated caller, never a name in the 
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import logging
-import os
-import secrets
+from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Literal
 
 import jwt
 from fastapi import Depends, Request
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
-from pydantic import BaseModel, Field, ValidationError
 
-from agentops.errors import AgentOpsError
 from agentops.settings import Settings
 from api.errors import ApiError
 
-Role = Literal["viewer", "requester", "approver", "admin"]
-ROLES: tuple[str, ...] = ("viewer", "requester", "approver", "admin")
-logger = logging.getLogger("agentops.api")
-KEY_PREFIX = "ak_"  # tells an API key from a JWT at a glance, and makes leaked keys easy to grep for
+# API keys at rest live in api/keys.py (shared with `agentops keys`); re-exported for the service's callers.
+from api.keys import DEV_IDENTITIES, KEY_PREFIX, ROLES, KeyRing, KeysUnavailable, Role, add_key, create_dev_keys, hash_key
 
-# The demo identities `agentops serve --dev-keys` creates on first start.
-DEV_IDENTITIES: dict[str, list[str]] = {
-    "alice@example.com": ["requester"],
-    "bob@example.com": ["approver"],
-    "carol@example.com": ["approver"],
-    "victor@example.com": ["viewer"],
-    "admin@example.com": ["admin"],
-}
+__all__ = ["DEV_IDENTITIES", "ROLES", "Authenticator", "Principal", "Role", "add_key", "create_dev_keys", "hash_key", "require"]
+logger = logging.getLogger("agentops.api")
 
 
 @dataclass(frozen=True)
@@ -56,91 +43,6 @@ class Principal:
 
     def can(self, role: Role) -> bool:
         return "admin" in self.roles or role in self.roles or (role == "viewer" and bool(self.roles))
-
-
-# --- API keys ----------------------------------------------------------------------------------------
-
-
-class KeyEntry(BaseModel):
-    name: str = Field(min_length=1, max_length=200, description="The person (or service) the key belongs to.")
-    roles: list[Role] = Field(min_length=1)
-    sha256: str = Field(pattern=r"^[0-9a-f]{64}$", description="SHA-256 of the key, hex; the key itself is never stored.")
-
-
-class KeyFile(BaseModel):
-    keys: list[KeyEntry] = Field(default_factory=list)
-
-
-def hash_key(key: str) -> str:
-    return hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()
-
-
-def new_key() -> str:
-    return KEY_PREFIX + secrets.token_urlsafe(32)
-
-
-def _first_error(exc: ValidationError) -> str:
-    problem = exc.errors()[0]
-    where = ".".join(map(str, problem["loc"]))
-    return f"{where}: {problem['msg']}" if where else problem["msg"]
-
-
-def _parse(text: str, where: str) -> KeyFile:
-    try:
-        return KeyFile.model_validate_json(text)
-    except ValidationError as exc:
-        raise AgentOpsError(f"API keys in {where} are not valid: {_first_error(exc)}") from None
-
-
-class ApiKeys:
-    def __init__(self, entries: list[KeyEntry]):
-        self._by_hash = {e.sha256: Principal(e.name.strip(), frozenset(e.roles), "api_key") for e in entries}
-
-    @classmethod
-    def from_settings(cls, settings: Settings) -> ApiKeys:
-        entries: list[KeyEntry] = []
-        if settings.api_keys_path.exists():
-            entries += _parse(settings.api_keys_path.read_text(), str(settings.api_keys_path)).keys
-        if settings.api_keys:
-            entries += _parse(settings.api_keys, "AGENTOPS_API_KEYS").keys
-        return cls(entries)
-
-    def __len__(self) -> int:
-        return len(self._by_hash)
-
-    def identify(self, key: str) -> Principal | None:
-        return self._by_hash.get(hash_key(key))
-
-
-def add_key(path: Path, name: str, roles: list[str]) -> str:
-    """Create a key for `name`, store its hash in the keys file, and return the key (shown once)."""
-    key = new_key()
-    try:
-        entry = KeyEntry.model_validate({"name": name, "roles": roles, "sha256": hash_key(key)})
-    except ValidationError as exc:
-        raise AgentOpsError(f"{_first_error(exc)} (roles: {', '.join(ROLES)})") from None
-    current = _parse(path.read_text(), str(path)) if path.exists() else KeyFile()
-    _write(path, KeyFile(keys=[*current.keys, entry]))
-    return key
-
-
-def create_dev_keys(path: Path) -> dict[str, str] | None:
-    """On first start only: demo keys for DEV_IDENTITIES (name → key, to print once). None if the file exists."""
-    if path.exists():
-        return None
-    keys = {name: new_key() for name in DEV_IDENTITIES}
-    _write(path, KeyFile(keys=[KeyEntry(name=n, roles=DEV_IDENTITIES[n], sha256=hash_key(k)) for n, k in keys.items()]))
-    return keys
-
-
-def _write(path: Path, keys: KeyFile) -> None:
-    # Written whole to a private temporary file, then renamed: a crash never leaves half a keys file.
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as out:
-        out.write(keys.model_dump_json(indent=2) + "\n")
-    tmp.replace(path)
 
 
 # --- OIDC bearer tokens ------------------------------------------------------------------------------
@@ -204,41 +106,24 @@ def _unauthorized(message: str) -> ApiError:
 
 
 class Authenticator:
-    def __init__(self, settings: Settings):
+    def __init__(self, settings: Settings, on_invalid_keys: Callable[[str], None] | None = None):
         self.settings = settings
-        self.keys = ApiKeys.from_settings(settings)  # a broken keys file stops the server here, before it listens
-        self._keys_stamp = _stamp(settings.api_keys_path)
+        # A broken keys file stops the server here, before it listens; a later broken edit refuses every key.
+        self.keys = KeyRing(settings, on_invalid=on_invalid_keys)
         self.oidc = OidcVerifier(settings) if settings.oidc_issuer else None
 
     async def identify(self, credential: str | None) -> Principal:
         if not credential:
             raise _unauthorized("no credentials: send 'Authorization: Bearer <API key or token>' or 'X-API-Key: <API key>'")
         if credential.startswith(KEY_PREFIX) or self.oidc is None or credential.count(".") != 2:
-            principal = self._current_keys().identify(credential)
-            if principal is None:
-                raise _unauthorized("unknown API key")
-            return principal
-        return await asyncio.to_thread(self.oidc.identify, credential)
-
-    def _current_keys(self) -> ApiKeys:
-        """Re-read the keys file when it changed (`agentops keys add`, a revoked line): no restart needed.
-        A broken edit keeps the keys that were in force, and says so in the log."""
-        stamp = _stamp(self.settings.api_keys_path)
-        if stamp != self._keys_stamp:
             try:
-                self.keys = ApiKeys.from_settings(self.settings)
-            except AgentOpsError as exc:
-                logger.error("keeping the previous API keys: %s", exc)
-            self._keys_stamp = stamp
-        return self.keys
-
-
-def _stamp(path: Path) -> tuple[int, int] | None:
-    try:
-        info = path.stat()
-    except FileNotFoundError:
-        return None
-    return info.st_mtime_ns, info.st_size
+                entry = self.keys.identify(credential)  # one stat per request: a changed file is re-read
+            except KeysUnavailable:
+                raise ApiError(503, "keys_unavailable", "API keys cannot be checked right now; the server log says why") from None
+            if entry is None:
+                raise _unauthorized("unknown API key")
+            return Principal(entry.name.strip(), frozenset(entry.roles), "api_key")
+        return await asyncio.to_thread(self.oidc.identify, credential)
 
 
 def require(role: Role):

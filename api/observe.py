@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Iterable
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
@@ -16,6 +17,10 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 from api.notify import Webhook
 
 logger = logging.getLogger("agentops.api")
+
+WEBHOOK_OUTCOMES = ("delivered", "retried", "failed", "dropped")
+DECISION_OUTCOMES = ("approved", "rejected", "expired")
+DEPLOYMENT_ENDS = ("deployed", "rolled_back", "torn_down", "failed")
 
 
 class Metrics:
@@ -50,6 +55,22 @@ class Metrics:
         self.webhooks = Counter(
             "agentops_webhook_deliveries", "Webhook messages by outcome: delivered, retried, failed, dropped.", ["outcome"], registry=r
         )
+        self.key_file_errors = Counter(
+            "agentops_api_key_file_errors",
+            "Times the API keys file changed into something that does not parse (every API key is refused until it is fixed).",
+            registry=r,
+        )
+        # Known label sets start at zero, so /metrics shows them (and alerts can use rate()) before the first event.
+        for outcome in WEBHOOK_OUTCOMES:
+            self.webhooks.labels(outcome=outcome)
+
+    def start_at_zero(self, envs: Iterable[str]) -> None:
+        """Create the per-environment label sets of decisions and deployments at zero (once the policy is known)."""
+        for env in envs:
+            for outcome in DECISION_OUTCOMES:
+                self.decisions.labels(env=env, outcome=outcome)
+            for status in DEPLOYMENT_ENDS:
+                self.deployments.labels(env=env, status=status)
 
 
 def _money(value: Any) -> str:

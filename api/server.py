@@ -8,7 +8,9 @@ from rich.console import Console
 from agentops.errors import AgentOpsError
 from agentops.settings import Settings
 from api.app import create_app
-from api.auth import DEV_IDENTITIES, ApiKeys, create_dev_keys
+from api.auth import DEV_IDENTITIES, create_dev_keys
+from api.keys import KeyRing
+from tools.sagemaker.execute import check_execute_ready
 from tools.storage.database import require_postgres
 
 console = Console()
@@ -16,13 +18,15 @@ console = Console()
 
 def serve(settings: Settings, dev_keys: bool = False) -> None:
     created = create_dev_keys(settings.api_keys_path) if dev_keys else None
-    if not len(ApiKeys.from_settings(settings)) and not settings.oidc_issuer:
+    if not len(KeyRing(settings)) and not settings.oidc_issuer:
         raise AgentOpsError(
             f"no API keys in {settings.api_keys_path} or AGENTOPS_API_KEYS, and no OIDC issuer: nobody could sign in. "
             "Create a key with `agentops keys add NAME --role approver`, or start with --dev-keys for demo keys"
         )
     if settings.database_url:
         require_postgres(settings.database_url)  # here, not in the lifespan: uvicorn would print a traceback
+    if settings.execute:
+        check_execute_ready(settings)  # likewise: no role or no credentials is one line, not a lifespan traceback
     app = create_app(settings)
     url = f"http://{settings.host}:{settings.port}/"
     console.rule("AgentOps")

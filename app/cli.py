@@ -1,28 +1,73 @@
 """The `agentops` command line. Every command takes `--json` for machines; otherwise it prints tables.
 
-Errors a user can fix print one line to stderr and exit 1; usage errors exit 2; a bug prints one line
-(no traceback) and exits 70.
+Errors print one line to stderr, never a traceback; the exit code says what happened (app/exit_codes.py:
+the table is in `agentops --help` and the README). Commands whose result is a plan (run, plan, approve,
+resume) exit with the code of the plan's status, so a script can tell `blocked` from `deployed`.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
+from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 import typer
 from pydantic import ValidationError
 from rich.console import Console
 from rich.table import Table
+from typer.core import TyperGroup
+from typer.exceptions import TyperException
 
-from agentops.errors import AgentOpsError
-from agentops.schemas import DeploymentConfig, GuardrailReport, PlanSummary
+from agentops.errors import AgentOpsError, NotFound
+from agentops.schemas import DeploymentConfig, GuardrailReport, PlanStatus, PlanSummary
 from agentops.settings import Settings
-from app.service import Orchestrator
+from app import exit_codes
+from app.exit_codes import ExitCode
+from app.service import MIN_ID_PREFIX, Orchestrator, resolve_plan_id
+
+
+def _fail(message: str, code: ExitCode, label: str = "error") -> typer.Exit:
+    Console(stderr=True).print(f"[red]{label}:[/] {message}", highlight=False, soft_wrap=True)
+    return typer.Exit(int(code))
+
+
+# The domain's refusals name no front end's field (HTTP sends the same words); here, say which option fixes them.
+_OPTION_HINTS = {
+    "a rejection needs a reason": "--reason",
+    "say who decides": "--as",
+    "the requester is empty: say who asks": "--user",
+}
+
+
+class _Commands(TyperGroup):
+    """Every command runs inside this: a refusal becomes one line on stderr and its exit code (in-process
+    callers such as CliRunner see the same codes as the console script)."""
+
+    def invoke(self, ctx: Any) -> Any:
+        try:
+            return super().invoke(ctx)
+        except (typer.Exit, typer.Abort, TyperException):  # exits, usage errors (2): typer reports them itself
+            raise
+        except AgentOpsError as exc:
+            hint = _OPTION_HINTS.get(str(exc))
+            raise _fail(f"{exc} ({hint})" if hint else str(exc), exit_codes.for_error(exc)) from None
+        except ValidationError as exc:
+            if exc.title == Settings.__name__:  # a bad environment variable or .env value: the user's to fix
+                first = exc.errors()[0]
+                setting = ".".join(str(part) for part in first["loc"])
+                raise _fail(f"invalid setting {setting}: {first['msg']}", ExitCode.INPUT_ERROR) from None
+            raise _fail(f"{type(exc).__name__}: {exc}", ExitCode.INTERNAL, "internal error") from None
+        except Exception as exc:  # a bug: say so in one line; never dump a traceback on a user
+            raise _fail(f"{type(exc).__name__}: {exc}", ExitCode.INTERNAL, "internal error") from None
+
 
 app = typer.Typer(
+    cls=_Commands,
     help="AgentOps: plan, check, approve and deploy SageMaker models from plain-language intents.",
+    epilog="Exit codes (app/exit_codes.py; scripts can rely on them):\n" + exit_codes.table(),
     no_args_is_help=True,
     pretty_exceptions_enable=False,
 )
@@ -30,7 +75,10 @@ kb_app = typer.Typer(help="Search the policy knowledge base.", no_args_is_help=T
 audit_app = typer.Typer(help="Inspect, verify, digest, sync and export the audit trail.", no_args_is_help=True)
 app.add_typer(kb_app, name="kb")
 app.add_typer(audit_app, name="audit")
-keys_app = typer.Typer(help="API keys for the HTTP service (stored hashed).", no_args_is_help=True)
+keys_app = typer.Typer(
+    help="API keys for the HTTP service: stored hashed, named by id; changes reach the running service on its next request.",
+    no_args_is_help=True,
+)
 app.add_typer(keys_app, name="keys")
 
 console = Console()
@@ -39,6 +87,23 @@ JsonOption = typer.Option(False, "--json", help="Print JSON for machines instead
 
 def _emit_json(value: Any) -> None:
     sys.stdout.write(json.dumps(value, indent=2, default=str) + "\n")
+
+
+def _plan_result(view: dict[str, Any], as_json: bool) -> None:
+    """Print a plan, then exit with the code of its status (0 for done or waiting)."""
+    _emit_json(view) if as_json else _print_plan(view)
+    code = exit_codes.for_status(view.get("status"))
+    if code != ExitCode.OK:
+        raise typer.Exit(int(code))
+
+
+def _plan_id(orchestrator: Orchestrator, text: str) -> str:
+    """A whole plan id or a unique prefix (at least MIN_ID_PREFIX characters), as tables show them."""
+    return orchestrator.resolve_id(text)
+
+
+TABLE_ID_LENGTH = 12  # > MIN_ID_PREFIX: unique in practice (48 bits), like a short git or docker id
+PlanIdArgument = typer.Argument(..., help=f"A plan id, or any unique part of its start (at least {MIN_ID_PREFIX} characters).")
 
 
 def _constraints(budget: float | None, max_instances: int | None, instance_type: str | None) -> dict[str, Any]:
@@ -136,10 +201,16 @@ def _print_plan(view: dict[str, Any]) -> None:
 
 
 def _print_summaries(rows: list[PlanSummary], title: str) -> None:
-    table = Table("plan", "status", "env", "requester", "endpoint", "peak cost", "expires", title=title, title_justify="left")
+    table = Table(title=title, title_justify="left")
+    # Ids as 12-character prefixes (every command takes them), never cut or wrapped, so what a person
+    # copies from an 80-column terminal is an id; --json has whole ids.
+    table.add_column("plan", no_wrap=True, min_width=TABLE_ID_LENGTH)
+    table.add_column("status", no_wrap=True)
+    for header in ("env", "requester", "endpoint", "peak cost", "expires"):
+        table.add_column(header, overflow="fold")
     for row in rows:
         table.add_row(
-            row.plan_id,
+            row.plan_id[:TABLE_ID_LENGTH],
             row.status,
             row.env,
             row.requester,
@@ -163,7 +234,7 @@ def plan_command(
     """Retrieve policies, plan and check — no side effects."""
     with Orchestrator.open(Settings()) as orchestrator:
         view = orchestrator.preview(intent, env, user, _constraints(budget, max_instances, instance_type))
-    _emit_json(view) if as_json else _print_plan(view)
+    _plan_result(view, as_json)  # blocked, needs_clarification and failed exit as a run would
 
 
 @app.command("validate")
@@ -172,7 +243,7 @@ def validate_command(
     config: Path = typer.Option(..., "--config", help="A deployment config as a JSON file."),
     as_json: bool = JsonOption,
 ) -> None:
-    """Run the guardrail alone on a config file. Exits 1 when the config is blocked."""
+    """Run the guardrail alone on a config file (examples/deployment-config.json is one). Exits 10 when it is blocked."""
     try:
         data = json.loads(config.read_text())
     except FileNotFoundError:
@@ -185,7 +256,7 @@ def validate_command(
         report: GuardrailReport = orchestrator.validate(data, env)
     _emit_json(report.model_dump(mode="json")) if as_json else _print_report(report.model_dump(mode="json"))
     if not report.verdict.allowed:
-        raise typer.Exit(1)
+        raise typer.Exit(int(ExitCode.BLOCKED))
 
 
 @app.command("run")
@@ -201,47 +272,64 @@ def run_command(
     """Run the whole workflow: plan, check, wait for approval if policy asks, deploy (dry-run by default)."""
     with Orchestrator.open(Settings()) as orchestrator:
         view = orchestrator.run(intent, env, user, _constraints(budget, max_instances, instance_type))
-    _emit_json(view) if as_json else _print_plan(view)
+    _plan_result(view, as_json)
+
+
+class Sort(StrEnum):
+    created = "created"
+    expires = "expires"
 
 
 @app.command("approvals")
-def approvals_command(as_json: bool = JsonOption) -> None:
-    """List plans waiting for a human decision (overdue requests are expired first)."""
+def approvals_command(
+    env: str | None = typer.Option(None, "--env", help="Only this environment."),
+    sort: Sort = typer.Option(Sort.expires, "--sort", help="expires: the soonest deadline first (default); created: newest first."),
+    as_json: bool = JsonOption,
+) -> None:
+    """List plans waiting for a human decision, the soonest deadline first (overdue requests are expired first)."""
     with Orchestrator.open(Settings()) as orchestrator:
-        rows = orchestrator.approvals()
+        rows = orchestrator.approvals(env=env, sort=sort.value)
     _emit_json([r.model_dump(mode="json") for r in rows]) if as_json else _print_summaries(rows, "pending approvals")
 
 
 @app.command("plans")
 def plans_command(
-    status: str | None = typer.Option(None, "--status"),
-    env: str | None = typer.Option(None, "--env"),
+    status: str | None = typer.Option(None, "--status", help="Only plans in this status (e.g. pending_approval, deployed, blocked)."),
+    env: str | None = typer.Option(None, "--env", help="Only this environment."),
+    sort: Sort = typer.Option(
+        Sort.created, "--sort", help="created: newest first (default); expires: the soonest approval deadline first."
+    ),
     limit: int = typer.Option(50, "--limit", min=1, max=1000),
     as_json: bool = JsonOption,
 ) -> None:
-    """List recent plans."""
+    """List recent plans, newest first."""
+    if status is not None and status not in get_args(PlanStatus):
+        raise AgentOpsError(f"unknown status '{status}': expected one of {', '.join(get_args(PlanStatus))}")
     with Orchestrator.open(Settings()) as orchestrator:
-        rows = orchestrator.plans(status=status, env=env, limit=limit)
+        rows = orchestrator.plans(status=status, env=env, limit=limit, sort=sort.value)
     _emit_json([r.model_dump(mode="json") for r in rows]) if as_json else _print_summaries(rows, "plans")
 
 
 @app.command("show")
-def show_command(plan_id: str, as_json: bool = JsonOption) -> None:
+def show_command(plan_id: str = PlanIdArgument, as_json: bool = JsonOption) -> None:
     """Show one plan: config, costs, verdict, evidence, decision, deployment."""
     with Orchestrator.open(Settings()) as orchestrator:
-        view = orchestrator.show(plan_id)
+        view = orchestrator.show(_plan_id(orchestrator, plan_id))
     _emit_json(view) if as_json else _print_plan(view)
 
 
 def _decide(plan_id: str, approver: str, approved: bool, reason: str, as_json: bool) -> None:
     with Orchestrator.open(Settings()) as orchestrator:
-        view = orchestrator.decide(plan_id, approver, approved, reason)
-    _emit_json(view) if as_json else _print_plan(view)
+        view = orchestrator.decide(_plan_id(orchestrator, plan_id), approver, approved, reason)
+    if approved:
+        _plan_result(view, as_json)  # deployed 0, pending another approver 0, failed 13, ...
+    else:
+        _emit_json(view) if as_json else _print_plan(view)  # a rejection that lands is what was asked: 0
 
 
 @app.command("resume")
 def resume_command(
-    plan_id: str = typer.Argument(None, help="The plan to continue; omit with --all."),
+    plan_id: str = typer.Argument(None, help=f"The plan to continue (or a unique prefix, >= {MIN_ID_PREFIX} characters); omit with --all."),
     all_plans: bool = typer.Option(False, "--all", help="Every unfinished plan (what the service does at start-up)."),
     as_json: bool = JsonOption,
 ) -> None:
@@ -250,8 +338,8 @@ def resume_command(
         raise AgentOpsError("name one plan, or pass --all")
     with Orchestrator.open(Settings()) as orchestrator:
         if plan_id:
-            view = orchestrator.resume(plan_id)
-            return _emit_json(view) if as_json else _print_plan(view)
+            view = orchestrator.resume(_plan_id(orchestrator, plan_id))
+            return _plan_result(view, as_json)
         looked_at = orchestrator.recover()
         views = [orchestrator.show(p) for p in looked_at]
     if as_json:
@@ -264,7 +352,7 @@ def resume_command(
 
 @app.command("approve")
 def approve_command(
-    plan_id: str,
+    plan_id: str = PlanIdArgument,
     approver: str = typer.Option(..., "--as", help="Who approves (not the requester)."),
     reason: str = typer.Option("", "--reason"),
     as_json: bool = JsonOption,
@@ -275,7 +363,7 @@ def approve_command(
 
 @app.command("reject")
 def reject_command(
-    plan_id: str,
+    plan_id: str = PlanIdArgument,
     approver: str = typer.Option(..., "--as", help="Who rejects (not the requester)."),
     reason: str = typer.Option(..., "--reason", help="Why (required)."),
     as_json: bool = JsonOption,
@@ -334,7 +422,7 @@ def audit_verify_command(as_json: bool = JsonOption) -> None:
     for warning in result.warnings if not as_json else []:
         console.print(f"[yellow]warning:[/] {warning}")
     if not result.ok:
-        raise typer.Exit(1)
+        raise typer.Exit(int(ExitCode.AUDIT_BROKEN))
 
 
 @audit_app.command("digest")
@@ -393,11 +481,15 @@ def audit_export_command(
 
 
 @audit_app.command("show")
-def audit_show_command(plan_id: str, as_json: bool = JsonOption) -> None:
+def audit_show_command(plan_id: str = PlanIdArgument, as_json: bool = JsonOption) -> None:
     """Print a plan's audit events in order."""
+    from tools.storage.plan_index import PlanIndex
+
+    with contextlib.suppress(NotFound):  # else the audit log is asked under the name as given
+        plan_id = resolve_plan_id(PlanIndex(Settings().database), plan_id)
     events = _audit_trail().log.events(plan_id)
     if not events:
-        raise AgentOpsError(f"no audit events for plan '{plan_id}'")
+        raise NotFound(f"no audit events for plan '{plan_id}'")
     if as_json:
         _emit_json([e.model_dump() for e in events])
         return
@@ -419,17 +511,78 @@ def serve_command(
     serve(Settings(**{k: v for k, v in {"host": host, "port": port}.items() if v is not None}), dev_keys=dev_keys)
 
 
+def _key_store():
+    from api.keys import KeyStore
+
+    return KeyStore(Settings().api_keys_path)
+
+
+def _key_row(entry) -> dict[str, Any]:
+    return {"id": entry.id, "name": entry.name, "roles": list(entry.roles), "created_at": entry.created_at}
+
+
+def _show_new_key(entry, key: str, as_json: bool, verb: str) -> None:
+    if as_json:
+        return _emit_json(_key_row(entry) | {"key": key})
+    console.print(
+        f"{verb} key {entry.id} for {entry.name} ({', '.join(entry.roles)}); the key, shown this once:\n{key}",
+        highlight=False,
+        soft_wrap=True,
+    )
+
+
+@keys_app.command("list")
+def keys_list_command(as_json: bool = JsonOption) -> None:
+    """The keys in the keys file: id, owner, roles, when made (never the keys: only their hashes are kept)."""
+    store = _key_store()
+    entries = store.list()
+    if as_json:
+        return _emit_json([_key_row(e) for e in entries])
+    if not entries:
+        console.print(f"no API keys in {store.path}")
+        return
+    table = Table(title=f"API keys in {store.path}", title_justify="left")
+    table.add_column("id", no_wrap=True, min_width=12)
+    for header in ("name", "roles", "created"):
+        table.add_column(header)
+    for e in entries:
+        table.add_row(e.id, e.name, ", ".join(e.roles), f"{e.created_at:%Y-%m-%d %H:%M}" if e.created_at else "-")
+    console.print(table)
+
+
 @keys_app.command("add")
 def keys_add_command(
     name: str = typer.Argument(..., help="Whose key (the person or service it identifies)."),
     roles: list[str] = typer.Option(..., "--role", help="viewer, requester, approver or admin; repeat for several."),
+    as_json: bool = JsonOption,
 ) -> None:
-    """Create an API key: printed once, stored as a hash. The running service accepts it at once."""
-    from api.auth import add_key
+    """Create an API key: printed once with its id, stored as a hash. The running service accepts it at once."""
+    entry, key = _key_store().add(name, roles)
+    _show_new_key(entry, key, as_json, "created")
 
-    settings = Settings()
-    key = add_key(settings.api_keys_path, name, roles)
-    console.print(f"API key for {name} ({', '.join(roles)}), shown this once:\n{key}", highlight=False, soft_wrap=True)
+
+@keys_app.command("revoke")
+def keys_revoke_command(
+    key_id: str = typer.Argument(..., help="The key's id from `agentops keys list` (or a unique prefix, >= 6 characters)."),
+    as_json: bool = JsonOption,
+) -> None:
+    """Remove a key; the running service refuses it from its next request."""
+    entry = _key_store().revoke(key_id)
+    _emit_json(_key_row(entry) | {"revoked": True}) if as_json else console.print(
+        f"revoked key {entry.id} of {entry.name}", highlight=False
+    )
+
+
+@keys_app.command("rotate")
+def keys_rotate_command(
+    key_id: str = typer.Argument(..., help="The key's id from `agentops keys list` (or a unique prefix, >= 6 characters)."),
+    as_json: bool = JsonOption,
+) -> None:
+    """Replace a key by a new one for the same person and roles, in one write: the old key stops working at once."""
+    old, new, key = _key_store().rotate(key_id)
+    if as_json:
+        return _emit_json(_key_row(new) | {"key": key, "replaces": old.id})
+    _show_new_key(new, key, False, f"replaced key {old.id} by")
 
 
 @app.command("demo")
@@ -481,30 +634,12 @@ def doctor_command(as_json: bool = JsonOption) -> None:
             if not c["ok"]:
                 console.print(f"[red]problem:[/] {c['service']}: {c['detail']}", highlight=False, soft_wrap=True)
     if not report["ok"]:
-        raise typer.Exit(1)
+        raise typer.Exit(int(ExitCode.ENVIRONMENT))
 
 
 def main() -> None:
-    """Console entry point: one line per error, never a traceback.
-
-    Typer handles usage errors itself (exit 2); what it lets through is ours to report.
-    """
-    try:
-        app()
-    except AgentOpsError as exc:
-        Console(stderr=True).print(f"[red]error:[/] {exc}", highlight=False, soft_wrap=True)
-        sys.exit(1)
-    except ValidationError as exc:
-        if exc.title == Settings.__name__:  # a bad environment variable or .env value: the user's to fix
-            first = exc.errors()[0]
-            setting = ".".join(str(part) for part in first["loc"])
-            Console(stderr=True).print(f"[red]error:[/] invalid setting {setting}: {first['msg']}", highlight=False, soft_wrap=True)
-            sys.exit(1)
-        Console(stderr=True).print(f"[red]internal error:[/] {type(exc).__name__}: {exc}", highlight=False, soft_wrap=True)
-        sys.exit(70)
-    except Exception as exc:  # a bug: say so in one line; never dump a traceback on a user
-        Console(stderr=True).print(f"[red]internal error:[/] {type(exc).__name__}: {exc}", highlight=False, soft_wrap=True)
-        sys.exit(70)
+    """Console entry point. Refusals and bugs are turned into one line and an exit code by `_Commands`."""
+    app()
 
 
 if __name__ == "__main__":

@@ -102,6 +102,7 @@ logger = logging.getLogger("agentops")
 # Statuses a plan can be left in by a process that died; `recover` looks at these (and at runs marked in flight).
 UNFINISHED_STATUSES = ("planning", "pending_approval", "approved", "deploying")
 _WAITS_FOR_A_HUMAN = object()  # `_next_input`: nothing to do until someone decides
+MIN_ID_PREFIX = 6  # the shortest part of a plan id the CLI accepts (tables never show less)
 _MAX_RESUME_STEPS = 20  # a bound on re-driving one plan (each step is one stored decision or one continuation)
 NEVER_SAVED = "the service stopped before the plan's first step was saved (killed, or the disk was full); nothing ran: submit it again"
 
@@ -129,6 +130,22 @@ def out_of_service(exc: BaseException) -> bool:
 def request_hash(kind: str, **fields: Any) -> str:
     """What an Idempotency-Key is bound to: the operation and its input, canonically."""
     return hashlib.sha256(json.dumps({"kind": kind, **fields}, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def resolve_plan_id(index: SqlitePlanIndex, text: str) -> str:
+    """The plan id a person typed: the whole id, or a unique prefix of at least MIN_ID_PREFIX characters."""
+    wanted = text.strip()
+    if index.get(wanted) is not None:
+        return wanted
+    if len(wanted) < MIN_ID_PREFIX:
+        raise NotFound(f"no plan with id '{text}' (a shortened id needs at least {MIN_ID_PREFIX} characters)")
+    matches = index.resolve_prefix(wanted)
+    if not matches:
+        raise NotFound(f"no plan with id '{text}'")
+    if len(matches) > 1:
+        more = " (and more)" if len(matches) >= 10 else ""
+        raise AgentOpsError(f"'{text}' matches several plans: {', '.join(matches)}{more}; give more characters")
+    return matches[0]
 
 
 class Orchestrator:
@@ -197,8 +214,13 @@ class Orchestrator:
             raise AgentOpsError(f"unknown environment '{env}': expected one of {', '.join(self.deps.policy.environments)}")
         return check_config(config, env, self.deps.policy)
 
-    def plans(self, status: str | None = None, env: str | None = None, limit: int = 100, requester: str | None = None) -> list[PlanSummary]:
-        return self.index.list(status=status, env=env, requester=requester, limit=limit)
+    def plans(
+        self, status: str | None = None, env: str | None = None, limit: int = 100, requester: str | None = None, sort: str = "created"
+    ) -> list[PlanSummary]:
+        return self.index.list(status=status, env=env, requester=requester, limit=limit, sort=sort)
+
+    def resolve_id(self, text: str) -> str:
+        return resolve_plan_id(self.index, text)
 
     async def ashow(self, plan_id: str) -> dict[str, Any]:
         snapshot = await self.graph.aget_state(self._thread(plan_id))
@@ -279,9 +301,10 @@ class Orchestrator:
                     await self._adrive(plan_id, _EXPIRED, on_task)
         return expired
 
-    async def aapprovals(self, on_task: TaskObserver | None = None) -> list[PlanSummary]:
+    async def aapprovals(self, on_task: TaskObserver | None = None, env: str | None = None, sort: str = "expires") -> list[PlanSummary]:
+        """Plans waiting for a decision, the soonest deadline first unless `sort="created"` (newest first)."""
         await self.aexpire_overdue(on_task)
-        return await asyncio.to_thread(self.index.list, status="pending_approval")
+        return await asyncio.to_thread(self.index.list, status="pending_approval", env=env, sort=sort, limit=10_000)
 
     async def aresume(self, plan_id: str, on_task: TaskObserver | None = None) -> dict[str, Any]:
         """Continue a plan a dead process left unfinished: from its last checkpoint, with any decision the
@@ -432,9 +455,9 @@ class Orchestrator:
         """Who decides what, checked against the plan's row: everything that can be refused before the claim."""
         approver = (approver or "").strip()
         if not approver:
-            raise AgentOpsError("say who decides (--as)")
+            raise AgentOpsError("say who decides")
         if not approved and not reason.strip():
-            raise AgentOpsError("a rejection needs a reason (--reason)")
+            raise AgentOpsError("a rejection needs a reason")
         summary = self.index.get(plan_id)
         if summary is None:
             raise NotFound(f"no plan with id '{plan_id}'")
@@ -530,11 +553,16 @@ class BlockingOrchestrator:
     def show(self, plan_id: str) -> dict[str, Any]:
         return self.portal.call(self.core.ashow, plan_id)
 
-    def approvals(self) -> list[PlanSummary]:
-        return self.portal.call(self.core.aapprovals)
+    def approvals(self, env: str | None = None, sort: str = "expires") -> list[PlanSummary]:
+        return self.portal.call(self.core.aapprovals, None, env, sort)
 
-    def plans(self, status: str | None = None, env: str | None = None, limit: int = 100, requester: str | None = None) -> list[PlanSummary]:
-        return self.core.plans(status=status, env=env, limit=limit, requester=requester)
+    def plans(
+        self, status: str | None = None, env: str | None = None, limit: int = 100, requester: str | None = None, sort: str = "created"
+    ) -> list[PlanSummary]:
+        return self.core.plans(status=status, env=env, limit=limit, requester=requester, sort=sort)
+
+    def resolve_id(self, text: str) -> str:
+        return self.core.resolve_id(text)
 
     def decide(self, plan_id: str, approver: str, approved: bool, reason: str = "") -> dict[str, Any]:
         return self.portal.call(self.core.adecide, plan_id, approver, approved, reason)

@@ -69,7 +69,7 @@ def build_retriever(settings: Settings) -> PolicyRetriever:
 
 
 @contextmanager
-def open_checkpointer(settings: Settings) -> Iterator[BaseCheckpointSaver]:
+def open_checkpointer(settings: Settings) -> Iterator[BaseCheckpointSaver[Any]]:
     """The durable checkpointer: SQLite under AGENTOPS_HOME (thread-safe: from_conn_string sets
     check_same_thread=False), or Postgres over a connection pool, its tables migrated first."""
     if settings.database_url:
@@ -81,14 +81,14 @@ def open_checkpointer(settings: Settings) -> Iterator[BaseCheckpointSaver]:
         with ConnectionPool(
             settings.database_url, min_size=1, max_size=10, open=False, kwargs=_saver_connection(), check=ConnectionPool.check_connection
         ) as pool:
-            yield PostgresSaver(pool)
+            yield PostgresSaver(pool)  # type: ignore[arg-type]  # rows are dicts (kwargs' row_factory), which the pool's type cannot see
         return
     with SqliteSaver.from_conn_string(str(settings.checkpoint_db)) as saver:
         yield saver
 
 
 @asynccontextmanager
-async def open_async_checkpointer(settings: Settings) -> AsyncIterator[BaseCheckpointSaver]:
+async def open_async_checkpointer(settings: Settings) -> AsyncIterator[BaseCheckpointSaver[Any]]:
     """The same store for async callers (the HTTP service opens it once, in its lifespan): SqliteSaver
     has no async methods, so AsyncSqliteSaver on the file, or AsyncPostgresSaver on an async pool."""
     if settings.database_url:
@@ -104,7 +104,7 @@ async def open_async_checkpointer(settings: Settings) -> AsyncIterator[BaseCheck
             kwargs=_saver_connection(),
             check=AsyncConnectionPool.check_connection,
         ) as pool:
-            yield AsyncPostgresSaver(pool)
+            yield AsyncPostgresSaver(pool)  # type: ignore[arg-type]  # as above
         return
     async with AsyncSqliteSaver.from_conn_string(str(settings.checkpoint_db)) as saver:
         yield saver

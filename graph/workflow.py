@@ -7,6 +7,8 @@
                                                                     └─ approved (no approval needed) → deploy → watch → audit → END
 
     resolve:          reads what runs now (execute mode) and records the change the approver reads.
+    no_change:        the guardrail allowed a deploy identical to what runs (resolve said so): it ends at
+                      audit like `blocked`, without approval or deploy (route_after_audit: terminal → END).
     deploy → watch:   execute mode follows the endpoint until it settles (deployed / rolled_back /
                       torn_down / failed); in dry-run watch has nothing to follow and passes through.
 
@@ -52,11 +54,11 @@ def route_after_audit(state: PlanState) -> Literal["approval", "deploy", "__end_
         return "approval"
     if status == "approved" and not state.get("deployment"):
         return "deploy"
-    return END
+    return "__end__"
 
 
 def route_after_intake(state: PlanState) -> Literal["retrieve", "__end__"]:
-    return END if state.get("status") == "failed" else "retrieve"
+    return "__end__" if state.get("status") == "failed" else "retrieve"
 
 
 def route_after_retrieve(state: PlanState) -> Literal["plan", "audit"]:
@@ -82,7 +84,8 @@ def route_after_guardrail(state: PlanState) -> Literal["plan", "audit"]:
     return "audit"
 
 
-NODES = {
+# Every node takes (state, runtime) -- intake also the run's config -- and returns a state update.
+NODES: dict[str, Callable[..., dict[str, Any]]] = {
     "intake": intake,
     "retrieve": retrieve,
     "plan": plan,
@@ -96,11 +99,11 @@ NODES = {
 
 
 def build_graph(
-    checkpointer: BaseCheckpointSaver | None = None,
+    checkpointer: BaseCheckpointSaver[Any] | None = None,
     *,
     interrupt_before: list[str] | None = None,
     default_context: Callable[[], Dependencies] | None = None,
-) -> CompiledStateGraph:
+) -> CompiledStateGraph[PlanState, None, PlanState, PlanState]:
     """The workflow. Callers in-process pass a Dependencies as `context=` on every run; a caller that
     cannot (LangGraph Studio: graph/studio.py) names the dependencies its runs get in `default_context`.
 

@@ -29,6 +29,10 @@ def guardrail(state: PlanState, runtime: Runtime[Dependencies]) -> dict[str, Any
     update: dict[str, Any] = {"report": report.model_dump(mode="json")}
     if not report.verdict.allowed:
         update["status"] = "blocked"
+    elif (state.get("change") or {}).get("action") == "no_change":
+        # The endpoint already serves this plan: nothing to approve, nothing to deploy. Only after the verdict:
+        # a no-op the policy forbids (it tightened since) is still reported blocked, not waved through.
+        update["status"] = "no_change"
     elif report.requires_approval:
         expires_at = deps.clock() + timedelta(hours=deps.policy.approval.expires_after_hours)
         update |= {"status": "pending_approval", "expires_at": expires_at.isoformat()}

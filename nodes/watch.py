@@ -4,7 +4,8 @@ Only a plan left `deploying` (execute mode) has something to follow; anything el
 unchanged (dry-run, a failed deploy). The watcher's outcome decides the status — deployed, rolled_back,
 torn_down or failed with SageMaker's reason — and every change of the endpoint's state becomes an audit
 event (`watch.Creating`, `watch.InService`, …). Once the endpoint serves the new config, the calls that
-needed it live (autoscaling, Model Monitor) are made. Watching only reads and finishing looks before it
+needed it live (version tags, autoscaling, Model Monitor) are made; when it does not (rolled back, failed),
+what the change took down before the switch (autoscaling) is put back. Watching only reads and finishing looks before it
 creates, so a resumed run re-runs this node safely.
 """
 
@@ -34,6 +35,11 @@ def transition_events(transitions: list[dict[str, Any]]) -> list[dict[str, Any]]
     return events
 
 
+def planned_outcome(deployment: dict[str, Any]) -> str:
+    """The status the endpoint settles in when the change went as planned (a rollback plan *wants* rolled_back)."""
+    return {"rollback": "rolled_back", "teardown": "torn_down"}.get(deployment.get("action") or "", "deployed")
+
+
 def watch(state: PlanState, runtime: Runtime[Dependencies]) -> dict[str, Any]:
     deployment = state.get("deployment")
     if state.get("status") != "deploying" or not deployment:
@@ -53,7 +59,7 @@ def watch(state: PlanState, runtime: Runtime[Dependencies]) -> dict[str, Any]:
     events = transition_events(outcome.get("transitions", []))
     deployment = deployment | {"status": outcome["status"], "watch": outcome}
     status, error = outcome["status"], outcome.get("reason") if outcome["status"] == "failed" else None
-    if status == "deployed":
+    if status == planned_outcome(deployment):
         try:
             deployment = deps.deployer.finish(deployment)
         except AgentOpsError as failure:
@@ -62,6 +68,14 @@ def watch(state: PlanState, runtime: Runtime[Dependencies]) -> dict[str, Any]:
             if hasattr(failure, "executed"):  # what finishing made before it failed stays on the plan
                 deployment = deployment | {"executed": failure.executed, "created": failure.created}
         deployment = deployment | {"status": status}
+    elif deployment.get("restore"):
+        # Rolled back or failed after the change took autoscaling down: the deployer puts it back.
+        try:
+            deployment = deps.deployer.finish(deployment)
+        except AgentOpsError as failure:
+            error = f"{error or outcome.get('reason') or status}; restoring autoscaling failed: {failure}"
+            if hasattr(failure, "executed"):
+                deployment = deployment | {"executed": failure.executed, "created": failure.created}
     result = {key: outcome.get(key) for key in ("status", "reason", "alarms", "endpoint_config")} | {"status": status}
     if error:
         result["reason"] = error

@@ -1,8 +1,11 @@
 # Two roles, least privilege:
 # - sagemaker_execution: what SageMaker itself assumes to run a model (AGENTOPS_EXECUTION_ROLE_ARN);
 # - orchestrator: what AgentOps runs as. It may write the audit trail but never edit or delete it,
-#   may pass only the execution role and only to SageMaker, and may touch only SageMaker resources
-#   and alarms whose names start with var.sagemaker_name_prefix.
+#   may pass only the execution role and only to SageMaker, and may change only what it created itself:
+#   every model, endpoint config, endpoint, monitoring resource, alarm and scalable target AgentOps
+#   creates carries the tag `agentops:endpoint` (tools/sagemaker/calls.py TAG_ENDPOINT), so creating
+#   requires that tag in the request (aws:RequestTag) and changing or deleting requires it on the
+#   resource (aws:ResourceTag). Endpoints are named from the intent, so a name prefix cannot scope them.
 locals {
   container_repository_arns = length(var.container_repository_arns) > 0 ? var.container_repository_arns : [
     # AWS Deep Learning Containers (AGENTOPS_DEFAULT_IMAGE_URI lives here).
@@ -12,8 +15,21 @@ locals {
     "arn:${local.partition}:iam::${local.account_id}:root",
   ]
   sagemaker_arn = "arn:${local.partition}:sagemaker:${var.region}:${local.account_id}"
-  # SageMaker puts names into ARNs in lower case.
-  sagemaker_prefix = lower(var.sagemaker_name_prefix)
+  sagemaker_resources = [
+    "${local.sagemaker_arn}:model/*",
+    "${local.sagemaker_arn}:endpoint-config/*",
+    "${local.sagemaker_arn}:endpoint/*",
+    "${local.sagemaker_arn}:data-quality-job-definition/*",
+    "${local.sagemaker_arn}:monitoring-schedule/*",
+  ]
+  alarm_arns = "arn:${local.partition}:cloudwatch:${var.region}:${local.account_id}:alarm:*"
+  # The ownership tag (TAG_ENDPOINT) and the tags AgentOps writes later on its own endpoints (TAG_PREVIOUS_CONFIG,
+  # TAG_PLAN). Creating may set only the first two; re-tagging only the last two, so the role can never claim
+  # someone else's resource by tagging it.
+  owner_tag         = "agentops:endpoint"
+  create_tag_keys   = ["agentops:endpoint", "agentops:plan"]
+  version_tag_keys  = ["agentops:previous-endpoint-config", "agentops:plan"]
+  scalable_target_arns = "arn:${local.partition}:application-autoscaling:${var.region}:${local.account_id}:scalable-target/*"
 }
 
 # --- SageMaker execution role ---------------------------------------------------------------------
@@ -155,22 +171,125 @@ data "aws_iam_policy_document" "orchestrator" {
   }
 
   statement {
-    sid = "SageMakerOnOwnNamesOnly"
+    sid = "SageMakerCreateOnlyWithTheOwnerTag"
     actions = [
-      "sagemaker:CreateModel", "sagemaker:DescribeModel", "sagemaker:DeleteModel",
-      "sagemaker:CreateEndpointConfig", "sagemaker:DescribeEndpointConfig", "sagemaker:DeleteEndpointConfig",
-      "sagemaker:CreateEndpoint", "sagemaker:UpdateEndpoint", "sagemaker:DescribeEndpoint", "sagemaker:DeleteEndpoint",
-      "sagemaker:CreateDataQualityJobDefinition", "sagemaker:DescribeDataQualityJobDefinition", "sagemaker:DeleteDataQualityJobDefinition",
-      "sagemaker:CreateMonitoringSchedule", "sagemaker:DescribeMonitoringSchedule", "sagemaker:DeleteMonitoringSchedule",
-      "sagemaker:AddTags",
+      "sagemaker:CreateModel", "sagemaker:CreateEndpointConfig", "sagemaker:CreateEndpoint",
+      "sagemaker:CreateDataQualityJobDefinition", "sagemaker:CreateMonitoringSchedule",
+      "sagemaker:AddTags", # SageMaker authorises the Tags of a Create* call as AddTags
     ]
-    resources = [
-      "${local.sagemaker_arn}:model/${local.sagemaker_prefix}*",
-      "${local.sagemaker_arn}:endpoint-config/${local.sagemaker_prefix}*",
-      "${local.sagemaker_arn}:endpoint/${local.sagemaker_prefix}*",
-      "${local.sagemaker_arn}:data-quality-job-definition/${local.sagemaker_prefix}*",
-      "${local.sagemaker_arn}:monitoring-schedule/${local.sagemaker_prefix}*",
+    resources = local.sagemaker_resources
+
+    condition {
+      test     = "Null"
+      variable = "aws:RequestTag/${local.owner_tag}"
+      values   = ["false"]
+    }
+
+    condition {
+      test     = "ForAllValues:StringEquals"
+      variable = "aws:TagKeys"
+      values   = local.create_tag_keys
+    }
+  }
+
+  statement {
+    sid = "SageMakerChangeOnlyWhatCarriesTheOwnerTag"
+    actions = [
+      "sagemaker:DeleteModel", "sagemaker:DeleteEndpointConfig",
+      "sagemaker:UpdateEndpoint", "sagemaker:DeleteEndpoint",
+      "sagemaker:UpdateEndpointWeightsAndCapacities", # what Application Auto Scaling calls as the orchestrator
+      "sagemaker:DeleteDataQualityJobDefinition",
+      "sagemaker:UpdateMonitoringSchedule", "sagemaker:DeleteMonitoringSchedule",
     ]
+    resources = local.sagemaker_resources
+
+    condition {
+      test     = "Null"
+      variable = "aws:ResourceTag/${local.owner_tag}"
+      values   = ["false"]
+    }
+  }
+
+  statement {
+    sid       = "SageMakerRecordVersionsOnlyOnOwnEndpoints"
+    actions   = ["sagemaker:AddTags"]
+    resources = ["${local.sagemaker_arn}:endpoint/*"]
+
+    condition {
+      test     = "Null"
+      variable = "aws:ResourceTag/${local.owner_tag}"
+      values   = ["false"]
+    }
+
+    condition {
+      test     = "ForAllValues:StringEquals"
+      variable = "aws:TagKeys"
+      values   = local.version_tag_keys
+    }
+  }
+
+  statement {
+    sid = "SageMakerRead"
+    # Reading is not scoped by tag: the orchestrator must see an endpoint it did not create to refuse it by
+    # name, and read every config's and model's tags to find all versions of its own (teardown).
+    actions = [
+      "sagemaker:DescribeModel", "sagemaker:DescribeEndpointConfig", "sagemaker:DescribeEndpoint",
+      "sagemaker:DescribeDataQualityJobDefinition", "sagemaker:DescribeMonitoringSchedule", "sagemaker:ListTags",
+    ]
+    resources = local.sagemaker_resources
+  }
+
+  statement {
+    sid = "SageMakerListForTheInventory"
+    actions = [
+      "sagemaker:ListModels", "sagemaker:ListEndpointConfigs", "sagemaker:ListDataQualityJobDefinitions",
+    ]
+    resources = ["*"] # List* calls support no resource-level permission
+  }
+
+  statement {
+    sid       = "AutoscalingRegisterOnlyWithTheOwnerTag"
+    actions   = ["application-autoscaling:RegisterScalableTarget", "application-autoscaling:TagResource"]
+    resources = [local.scalable_target_arns]
+
+    condition {
+      test     = "Null"
+      variable = "aws:RequestTag/${local.owner_tag}"
+      values   = ["false"]
+    }
+  }
+
+  statement {
+    sid = "AutoscalingChangeOnlyWhatCarriesTheOwnerTag"
+    actions = [
+      "application-autoscaling:PutScalingPolicy", "application-autoscaling:DeleteScalingPolicy",
+      "application-autoscaling:DeregisterScalableTarget",
+    ]
+    resources = [local.scalable_target_arns]
+
+    condition {
+      test     = "Null"
+      variable = "aws:ResourceTag/${local.owner_tag}"
+      values   = ["false"]
+    }
+  }
+
+  statement {
+    sid       = "AutoscalingRead"
+    actions   = ["application-autoscaling:DescribeScalableTargets", "application-autoscaling:DescribeScalingPolicies"]
+    resources = ["*"] # Describe* calls support no resource-level permission
+  }
+
+  statement {
+    sid       = "AutoscalingServiceLinkedRoleForSageMakerOnly"
+    actions   = ["iam:CreateServiceLinkedRole"]
+    resources = ["arn:${local.partition}:iam::${local.account_id}:role/aws-service-role/sagemaker.application-autoscaling.amazonaws.com/*"]
+
+    condition {
+      test     = "StringEquals"
+      variable = "iam:AWSServiceName"
+      values   = ["sagemaker.application-autoscaling.amazonaws.com"]
+    }
   }
 
   statement {
@@ -186,8 +305,32 @@ data "aws_iam_policy_document" "orchestrator" {
   }
 
   statement {
-    sid       = "RollbackAlarmsOnOwnNamesOnly"
-    actions   = ["cloudwatch:PutMetricAlarm", "cloudwatch:DescribeAlarms", "cloudwatch:DeleteAlarms"]
-    resources = ["arn:${local.partition}:cloudwatch:${var.region}:${local.account_id}:alarm:${var.sagemaker_name_prefix}*"]
+    sid       = "RollbackAlarmsCreateOnlyWithTheOwnerTag"
+    actions   = ["cloudwatch:PutMetricAlarm", "cloudwatch:TagResource"]
+    resources = [local.alarm_arns]
+
+    condition {
+      test     = "Null"
+      variable = "aws:RequestTag/${local.owner_tag}"
+      values   = ["false"]
+    }
+  }
+
+  statement {
+    sid       = "RollbackAlarmsDeleteOnlyWhatCarriesTheOwnerTag"
+    actions   = ["cloudwatch:DeleteAlarms"]
+    resources = [local.alarm_arns]
+
+    condition {
+      test     = "Null"
+      variable = "aws:ResourceTag/${local.owner_tag}"
+      values   = ["false"]
+    }
+  }
+
+  statement {
+    sid       = "RollbackAlarmsRead"
+    actions   = ["cloudwatch:DescribeAlarms", "cloudwatch:ListTagsForResource"]
+    resources = [local.alarm_arns]
   }
 }

@@ -44,12 +44,6 @@ variable "audit_table_deletion_protection" {
   default     = true
 }
 
-variable "sagemaker_name_prefix" {
-  description = "The orchestrator may create, change and delete only SageMaker models, endpoint configs, endpoints, monitoring schedules and CloudWatch alarms whose names start with this."
-  type        = string
-  default     = "agentops-"
-}
-
 variable "model_artifact_bucket" {
   description = "Bucket the SageMaker execution role reads model artifacts from (AGENTOPS_ARTIFACT_BUCKET)."
   type        = string

@@ -7,10 +7,12 @@ validation runs before the Stubber answers). Retries are off (`max_attempts` 1) 
 
 from __future__ import annotations
 
+import json
 import urllib.request
 from collections import Counter
 from collections.abc import Callable
 from datetime import UTC, datetime
+from types import SimpleNamespace
 from typing import Any
 
 import boto3
@@ -157,3 +159,115 @@ class FakeClock:
     def sleep(self, seconds: float) -> None:
         self.sleeps.append(seconds)
         self.now += seconds
+
+
+# --- UpdateEndpoint, emulated in front of moto ------------------------------------------------------------
+
+MUTATING_PREFIXES = ("Create", "Update", "Delete", "Put", "Register", "Deregister", "AddTags", "Start", "Stop", "Set")
+
+
+def mutating(operations: Counter[str]) -> Counter[str]:
+    return Counter({op: n for op, n in operations.items() if op.startswith(MUTATING_PREFIXES)})
+
+
+class UpdateEndpointEmulator:
+    """SageMaker's UpdateEndpoint, which moto lacks, emulated with botocore's `before-call` event on every client
+    of one boto3 session (the executor's and the watcher's): the call is validated by botocore as usual, then
+    answered here instead of sent. What it emulates is what the lifecycle depends on:
+
+    - refusals SageMaker makes: an endpoint that is not InService, an unknown config, and -- the one that broke
+      rollbacks -- a new instance type for a variant registered as an Application Auto Scaling target;
+    - the blue/green rollout as DescribeEndpoint shows it: Updating (still on the old config), then InService on
+      the new config (moto's endpoint is switched then), or -- `roll_back_next()` -- RollingBack and InService on
+      the old one, as when a rollback alarm fires;
+    - `refuse_next(message)`: the next UpdateEndpoint fails outright (a quota, a bad config).
+
+    The emulator reads moto over HTTP like any client; only the switch itself, which moto has no call for, is
+    written into moto's in-process backend.
+    """
+
+    def __init__(self, url: str, account: str = "123456789012"):
+        self.sagemaker = client("sagemaker", url)
+        self.autoscaling = client("application-autoscaling", url)
+        self.account = account
+        self.rollouts: dict[str, list[tuple[str, str | None]]] = {}
+        self.updates: list[dict[str, Any]] = []
+        self._refusal: str | None = None
+        self._roll_back = False
+
+    def attach(self, session: boto3.session.Session) -> boto3.session.Session:
+        events = session._session.get_component("event_emitter")
+        events.register("before-call.sagemaker.UpdateEndpoint", self._update)
+        events.register("before-call.sagemaker.DescribeEndpoint", self._describe)
+        return session
+
+    def refuse_next(self, message: str) -> None:
+        self._refusal = message
+
+    def roll_back_next(self) -> None:
+        self._roll_back = True
+
+    @staticmethod
+    def _body(params: dict[str, Any]) -> dict[str, Any]:
+        return json.loads(params["body"] or b"{}")
+
+    @staticmethod
+    def _error(code: str, message: str) -> tuple[Any, dict[str, Any]]:
+        http = SimpleNamespace(status_code=400, headers={}, content=b"")
+        return http, {"Error": {"Code": code, "Message": message}, "ResponseMetadata": {"HTTPStatusCode": 400}}
+
+    def _instance_type(self, config: str) -> str:
+        variants = self.sagemaker.describe_endpoint_config(EndpointConfigName=config)["ProductionVariants"]
+        return variants[0]["InstanceType"]
+
+    def _update(self, params: dict[str, Any], **_: Any) -> tuple[Any, dict[str, Any]]:
+        body = self._body(params)
+        name, target = body["EndpointName"], body["EndpointConfigName"]
+        self.updates.append(body)
+        if self._refusal is not None:
+            message, self._refusal = self._refusal, None
+            return self._error("ValidationException", message)
+        try:
+            endpoint = self.sagemaker.describe_endpoint(EndpointName=name)
+        except self.sagemaker.exceptions.ClientError:
+            return self._error("ValidationException", f'Could not find endpoint "{name}".')
+        if name in self.rollouts or endpoint["EndpointStatus"] != "InService":
+            return self._error("ValidationException", f'Cannot update in-progress endpoint "{endpoint["EndpointArn"]}".')
+        try:
+            new_type = self._instance_type(target)
+        except self.sagemaker.exceptions.ClientError:
+            return self._error("ValidationException", f'Could not find endpoint configuration "{target}".')
+        old = endpoint["EndpointConfigName"]
+        scaled = self.autoscaling.describe_scalable_targets(ServiceNamespace="sagemaker")["ScalableTargets"]
+        if any(t["ResourceId"].startswith(f"endpoint/{name}/variant/") for t in scaled) and new_type != self._instance_type(old):
+            return self._error(
+                "ValidationException",
+                'The variant(s) "[AllTraffic]" include instance type changes, which cannot be made while the variant(s) '
+                "are registered as scalable targets. Deregister the scalable targets and try again.",
+            )
+        if self._roll_back:
+            self._roll_back = False
+            self.rollouts[name] = [("Updating", old), ("RollingBack", old), ("InService", old)]
+        else:
+            self.rollouts[name] = [("Updating", old), ("InService", target)]
+        return SimpleNamespace(status_code=200, headers={}, content=b""), {"EndpointArn": endpoint["EndpointArn"]}
+
+    def _describe(self, params: dict[str, Any], **_: Any) -> tuple[Any, dict[str, Any]] | None:
+        name = self._body(params)["EndpointName"]
+        steps = self.rollouts.get(name)
+        if not steps:
+            return None  # moto answers
+        status, config = steps.pop(0)
+        if not steps:
+            del self.rollouts[name]
+            self._switch(name, config)
+            return None
+        return SimpleNamespace(status_code=200, headers={}, content=b""), endpoint_response(name, status, config)
+
+    def _switch(self, name: str, config_name: str | None) -> None:
+        from moto.sagemaker.models import sagemaker_backends
+
+        backend = sagemaker_backends[self.account][REGION]
+        endpoint, config = backend.endpoints[name], backend.endpoint_configs[config_name]
+        endpoint.endpoint_config_name = config_name
+        endpoint.production_variants = endpoint._process_production_variants(config.production_variants)

@@ -29,6 +29,19 @@ def needs(available: bool, reason: str) -> None:
     pytest.skip(reason)
 
 
+def eval_cases(filename: str) -> list[Any]:
+    """The lines of one evaluation sample file, as test parameters. When the file is missing (a checkout
+    without ../shared), one skipped parameter says so -- and under AGENTOPS_REQUIRE_ALL_TESTS collection
+    fails -- instead of silently collecting nothing."""
+    path = SHARED_EVAL / filename
+    if path.exists():
+        return [line for line in path.read_text().splitlines() if line.strip()]
+    reason = f"the evaluation samples {path} are missing (they live beside the checkout, in ../shared/eval)"
+    if os.environ.get("AGENTOPS_REQUIRE_ALL_TESTS") == "1":
+        raise FileNotFoundError(f"required in CI but unavailable: {reason}")
+    return [pytest.param(None, marks=pytest.mark.skip(reason=reason), id="missing")]
+
+
 class FakeRetriever:
     def __init__(self, evidence: list[Evidence] | None = None):
         self.evidence = evidence or [Evidence(policy="deployment-policy", section="Human approval", text="prod always", score=1.0)]

@@ -1,33 +1,19 @@
-"""The `agentops audit` commands on the embedded log, run as a user runs them (one process each)."""
+"""The `agentops audit` commands on the embedded log, run in-process through the real typer app."""
 
 from __future__ import annotations
 
 import json
-import os
 import sqlite3
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
+from cli_testing import Cli
 
-AGENTOPS = str(Path(sys.executable).parent / "agentops")
+from app.exit_codes import ExitCode
 
 
 @pytest.fixture
-def cli(tmp_path):
-    env = {**os.environ, "AGENTOPS_HOME": str(tmp_path / "state"), "COLUMNS": "200", "AGENTOPS_AUDIT_DIGEST_EVERY": "0"}
-    for key in ("EXECUTE", "AGENTOPS_AUDIT_DYNAMODB_TABLE", "AGENTOPS_AUDIT_S3_BUCKET"):
-        env.pop(key, None)
-
-    def run(*args: str, expect: int = 0) -> subprocess.CompletedProcess:
-        result = subprocess.run([AGENTOPS, *args], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=120)
-        assert result.returncode == expect, f"exit {result.returncode}\nstdout:{result.stdout}\nstderr:{result.stderr}"
-        assert "Traceback" not in result.stderr + result.stdout
-        return result
-
-    run.home, run.tmp = tmp_path / "state", tmp_path
-    return run
+def cli(tmp_path, monkeypatch):
+    return Cli(tmp_path, monkeypatch, {"AGENTOPS_AUDIT_DIGEST_EVERY": "0"})
 
 
 def test_digest_seals_the_newest_events_and_verify_then_sees_their_deletion(cli):
@@ -47,7 +33,7 @@ def test_digest_seals_the_newest_events_and_verify_then_sees_their_deletion(cli)
     with db:
         db.execute("DELETE FROM audit_events WHERE seq = (SELECT MAX(seq) FROM audit_events)")
     db.close()
-    broken = cli("audit", "verify", expect=1)
+    broken = cli("audit", "verify", expect=ExitCode.AUDIT_BROKEN)
     assert "BROKEN" in broken.stdout and "newest events deleted" in broken.stdout
 
 

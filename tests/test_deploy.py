@@ -86,7 +86,10 @@ def test_staging_calls_are_wired_to_each_other(run, settings):
     [endpoint_config] = params_of(update, "CreateEndpointConfig")
     [endpoint] = params_of(update, "CreateEndpoint")
     assert model["ExecutionRoleArn"] == settings.execution_role_arn
-    assert model["PrimaryContainer"] == {"Image": settings.default_image_uri, "ModelDataUrl": "s3://models/churn/1/model.tar.gz"}
+    assert model["PrimaryContainer"] == {
+        "Image": "763104351884.dkr.ecr.us-east-1.amazonaws.com/pytorch-inference:2.3.0-cpu-py311-ubuntu20.04-sagemaker",
+        "ModelDataUrl": "s3://models/churn/1/model.tar.gz",
+    }
     assert endpoint_config["ProductionVariants"] == [
         {
             "VariantName": "AllTraffic",
@@ -110,6 +113,7 @@ def test_everything_created_carries_the_endpoint_and_plan_tags(run):
         "PutMetricAlarm",
         "PutMetricAlarm",
         "CreateEndpoint",
+        "RegisterScalableTarget",
         "CreateDataQualityJobDefinition",
         "CreateMonitoringSchedule",
     ]
@@ -122,6 +126,57 @@ def test_config_image_overrides_the_default(run):
 
     [model] = params_of(update, "CreateModel")
     assert model["PrimaryContainer"]["Image"] == "123456789012.dkr.ecr.us-east-1.amazonaws.com/churn:7"
+
+
+@pytest.mark.parametrize(
+    ("instance_type", "framework", "image"),
+    [
+        ("ml.g5.xlarge", "pytorch", "pytorch-inference:2.3.0-gpu-py311-cu121-ubuntu20.04-sagemaker"),
+        ("ml.p4d.24xlarge", "pytorch", "pytorch-inference:2.3.0-gpu-py311-cu121-ubuntu20.04-sagemaker"),
+        ("ml.m5.large", "pytorch", "pytorch-inference:2.3.0-cpu-py311-ubuntu20.04-sagemaker"),
+        ("ml.g5.2xlarge", "tensorflow", "tensorflow-inference:2.16.1-gpu-py310-cu122-ubuntu22.04-sagemaker"),
+        ("ml.c5.xlarge", "tensorflow", "tensorflow-inference:2.16.1-cpu-py310-ubuntu20.04-sagemaker"),
+    ],
+)
+def test_the_image_follows_the_instance_family_and_framework(make_deps, settings, instance_type, framework, image):
+    changed = settings.model_copy(update={"inference_framework": framework, "aws_region": "eu-west-1"})
+    deps = make_deps(settings=changed, deployer=DryRunDeployer(changed))
+    update = deploy(plan_state(staging_config(instance_type=instance_type)), runtime_for(deps))
+
+    [model] = params_of(update, "CreateModel")
+    assert model["PrimaryContainer"]["Image"] == f"763104351884.dkr.ecr.eu-west-1.amazonaws.com/{image}"
+
+
+def test_a_configured_image_wins_over_the_table_and_the_plans_own_wins_over_both(make_deps, settings):
+    ecr = "123456789012.dkr.ecr.us-east-1.amazonaws.com/ours:5"
+    changed = settings.model_copy(update={"default_image_uri": ecr})
+    deps = make_deps(settings=changed, deployer=DryRunDeployer(changed))
+
+    [model] = params_of(deploy(plan_state(staging_config(instance_type="ml.g5.xlarge")), runtime_for(deps)), "CreateModel")
+    assert model["PrimaryContainer"]["Image"] == ecr
+    own = "123456789012.dkr.ecr.us-east-1.amazonaws.com/churn:7"
+    [model] = params_of(deploy(plan_state(staging_config(image_uri=own)), runtime_for(deps)), "CreateModel")
+    assert model["PrimaryContainer"]["Image"] == own
+
+
+@pytest.mark.parametrize(
+    ("changes", "instance_type", "message"),
+    [
+        ({}, "ml.inf2.xlarge", "ml.inf2.xlarge runs AWS Neuron.*set image_uri in the plan or AGENTOPS_DEFAULT_IMAGE_URI"),
+        (
+            {"aws_region": "me-south-1"},
+            "ml.m5.large",
+            "no Deep Learning Container image is known for region me-south-1: set AGENTOPS_DEFAULT_IMAGE_URI",
+        ),
+    ],
+)
+def test_no_image_is_guessed_where_the_table_has_none(make_deps, settings, changes, instance_type, message):
+    changed = settings.model_copy(update=changes)
+    deps = make_deps(settings=changed, deployer=DryRunDeployer(changed))
+
+    update = deploy(plan_state(staging_config(instance_type=instance_type)), runtime_for(deps))
+
+    assert update["status"] == "failed" and re.search(message, update["error"])
 
 
 def test_prod_records_canary_capture_rollback_and_monitoring(run, settings):
@@ -224,6 +279,7 @@ def test_autoscaling_calls_only_when_asked(run):
         "ScalableDimension": "sagemaker:variant:DesiredInstanceCount",
         "MinCapacity": 2,
         "MaxCapacity": 4,
+        "Tags": {"agentops:endpoint": "churn-staging"},
     }
     [policy] = params_of(scaled, "PutScalingPolicy")
     assert policy["ResourceId"] == target["ResourceId"]

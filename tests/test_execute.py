@@ -31,6 +31,7 @@ from fakes import staging_config
 from agentops.errors import AgentOpsError
 from agentops.schemas import DeploymentConfig
 from agentops.settings import PROJECT_ROOT
+from app.exit_codes import ExitCode
 from app.service import BlockingOrchestrator, Orchestrator
 from graph.wiring import build_dependencies
 from tools.audit.local import SqliteAuditLog
@@ -619,6 +620,6 @@ def test_the_cli_refuses_execute_mode_in_one_line(tmp_path):
     }
     result = subprocess.run([sys.executable, "-m", "app.cli", "plans", "--json"], env=env, cwd=PROJECT_ROOT, capture_output=True, text=True)
 
-    assert result.returncode == 1
+    assert result.returncode == ExitCode.ENVIRONMENT, "the set-up's fault, with its own exit code"
     assert "AGENTOPS_EXECUTION_ROLE_ARN" in result.stderr and "Traceback" not in result.stderr
     assert result.stdout == ""

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from fakes import FIXED_NOW, SHARED_EVAL, prod_config, runtime_for, staging_config
+from fakes import FIXED_NOW, eval_cases, prod_config, runtime_for, staging_config
 
 from agentops.guardrails import check_config
 from agentops.schemas import Constraints
@@ -107,9 +107,7 @@ def test_unknown_environment_is_a_violation(policy):
     assert rules(report) == ["environment.unknown"]
 
 
-@pytest.mark.parametrize(
-    "line", (SHARED_EVAL / "configs.jsonl").read_text().splitlines() if (SHARED_EVAL / "configs.jsonl").exists() else []
-)
+@pytest.mark.parametrize("line", eval_cases("configs.jsonl"))
 def test_shared_eval_configs(policy, line):
     sample = json.loads(line)
     report = check_config(sample["config"], sample["env"], policy)

@@ -15,6 +15,7 @@ from nodes.deploy import deploy
 from nodes.resolve import resolve
 from tools.planning.rules import RulesPlanner
 from tools.sagemaker.calls import (
+    AFTER_ENDPOINT_OPERATIONS,
     TAG_PREVIOUS_CONFIG,
     EndpointState,
     OwnedResource,
@@ -23,6 +24,7 @@ from tools.sagemaker.calls import (
     build_teardown_calls,
 )
 from tools.sagemaker.dry_run import DryRunDeployer
+from tools.sagemaker.images import inference_image
 from tools.sagemaker.state import plan_change
 from tools.sagemaker.validation import validate_calls
 
@@ -165,11 +167,14 @@ def test_an_explicit_deploy_action_is_still_a_deploy(policy):
 # --- building calls from what runs now ------------------------------------------------------------------------
 
 
-def test_an_existing_endpoint_is_updated_blue_green_after_remembering_its_config():
+def test_an_existing_endpoint_is_updated_blue_green_and_remembers_its_config_only_after():
     calls = build(staging_config(model_name="churn-v2"), running())
 
-    assert operations(calls) == ["CreateModel", "CreateEndpointConfig", "PutMetricAlarm", "PutMetricAlarm", "AddTags", "UpdateEndpoint"]
-    tags, update = calls[-2]["params"], calls[-1]["params"]
+    # The version tag follows the switch: execute mode makes it once the endpoint is InService on churn-v2,
+    # so a refused or rolled-back update leaves the endpoint's history as it was.
+    assert operations(calls) == ["CreateModel", "CreateEndpointConfig", "PutMetricAlarm", "PutMetricAlarm", "UpdateEndpoint", "AddTags"]
+    assert "AddTags" in AFTER_ENDPOINT_OPERATIONS and "UpdateEndpoint" not in AFTER_ENDPOINT_OPERATIONS
+    update, tags = calls[-2]["params"], calls[-1]["params"]
     assert tags == {
         "ResourceArn": ARN,
         "Tags": [{"Key": TAG_PREVIOUS_CONFIG, "Value": "churn-v1-0000aaaa"}, {"Key": "agentops:plan", "Value": PLAN_ID}],
@@ -184,7 +189,9 @@ def test_an_endpoint_already_on_the_plans_config_is_not_switched_again():
         staging_config(model_name="churn-v2"), running(endpoint_config="churn-v1-0000aaaa", pending_endpoint_config="churn-v2-3f2a9c1b")
     )
 
-    assert "UpdateEndpoint" not in operations(calls) and "AddTags" not in operations(calls)
+    assert "UpdateEndpoint" not in operations(calls)
+    # A resumed run still records where the endpoint came from, once it is InService on churn-v2.
+    assert calls[-1]["params"]["Tags"][0] == {"Key": TAG_PREVIOUS_CONFIG, "Value": "churn-v1-0000aaaa"}
 
 
 def test_changing_the_instance_type_of_an_autoscaled_endpoint_deregisters_scaling_first():
@@ -195,8 +202,8 @@ def test_changing_the_instance_type_of_an_autoscaled_endpoint_deregisters_scalin
     assert operations(calls)[4:] == [
         "DeleteScalingPolicy",
         "DeregisterScalableTarget",
-        "AddTags",
         "UpdateEndpoint",
+        "AddTags",
         "RegisterScalableTarget",
         "PutScalingPolicy",
     ]
@@ -228,9 +235,33 @@ def test_rollback_switches_to_the_recorded_previous_config_all_at_once():
         EndpointAction(action="rollback", endpoint_name="churn-staging"), running(previous_endpoint_config="churn-v0-0000bbbb"), PLAN_ID
     )
 
-    assert operations(calls) == ["AddTags", "UpdateEndpoint"]
-    assert calls[1]["params"]["EndpointConfigName"] == "churn-v0-0000bbbb"
-    assert "AutoRollbackConfiguration" not in calls[1]["params"]["DeploymentConfig"]
+    assert operations(calls) == ["UpdateEndpoint", "AddTags"]
+    assert calls[0]["params"]["EndpointConfigName"] == "churn-v0-0000bbbb"
+    assert "AutoRollbackConfiguration" not in calls[0]["params"]["DeploymentConfig"]
+    validate_calls(calls)
+
+
+def test_rollback_of_an_autoscaled_endpoint_deregisters_before_and_registers_the_same_range_after():
+    current = running(
+        previous_endpoint_config="churn-v0-0000bbbb",
+        autoscaling_min=2,
+        autoscaling_max=6,
+        scaling_policies=["churn-staging-invocations-target-tracking"],
+    )
+
+    calls = build_rollback_calls(EndpointAction(action="rollback", endpoint_name="churn-staging"), current, PLAN_ID)
+
+    assert operations(calls) == [
+        "DeleteScalingPolicy",
+        "DeregisterScalableTarget",
+        "UpdateEndpoint",
+        "AddTags",
+        "RegisterScalableTarget",
+        "PutScalingPolicy",
+    ]
+    register = calls[4]["params"]
+    assert (register["MinCapacity"], register["MaxCapacity"]) == (2, 6)
+    assert {"AddTags", "RegisterScalableTarget", "PutScalingPolicy"} <= AFTER_ENDPOINT_OPERATIONS
     validate_calls(calls)
 
 
@@ -272,7 +303,7 @@ def test_update_change_lists_only_what_differs(settings):
         DeploymentConfig.model_validate(staging_config(model_name="churn-v2", instance_count=3)),
         PLAN_ID,
         settings,
-        current=running(image_uri=settings.default_image_uri),
+        current=running(image_uri=inference_image("ml.m5.large", settings)),
     )
 
     assert change.action == "update" and change.known
@@ -379,3 +410,61 @@ def test_dry_run_prod_with_a_vpc_puts_the_model_in_it(make_deps, settings):
 
     assert update["deployment"]["calls"][0]["params"]["VpcConfig"] == {"Subnets": ["subnet-1", "subnet-2"], "SecurityGroupIds": ["sg-1"]}
     assert "warnings" not in update["deployment"]
+
+
+# --- a repeat: nothing to change --------------------------------------------------------------------------------
+
+
+def test_a_plan_identical_to_what_runs_is_no_change(settings):
+    config = DeploymentConfig.model_validate(staging_config(model_name="churn-v1", model_data_url="s3://models/churn/1/model.tar.gz"))
+    current = running(image_uri=inference_image("ml.m5.large", settings), configured_instance_count=2)
+
+    change = plan_change(config, PLAN_ID, settings, current=current)
+
+    assert change.action == "no_change" and change.diff == []
+    assert change.summary.startswith("already running churn-v1 on 2 x ml.m5.large")
+
+
+@pytest.mark.parametrize(
+    "difference",
+    [
+        {"status": "Updating"},
+        {"model_data_url": "s3://models/churn/0/model.tar.gz"},
+        {"instance_type": "ml.m5.xlarge"},
+        {"configured_instance_count": 3},
+        {"autoscaling_min": 2, "autoscaling_max": 4},
+        {"data_capture_percent": 20},
+        {"model_name": "churn-v0-0000aaaa"},
+        {"managed": False},
+    ],
+)
+def test_any_difference_in_what_runs_is_not_no_change(settings, difference):
+    config = DeploymentConfig.model_validate(staging_config(model_name="churn-v1", model_data_url="s3://models/churn/1/model.tar.gz"))
+    current = running(image_uri=inference_image("ml.m5.large", settings), configured_instance_count=2).model_copy(update=difference)
+
+    assert plan_change(config, PLAN_ID, settings, current=current).action != "no_change"
+
+
+def test_the_guardrail_ends_a_no_change_plan_without_approval_but_still_blocks_what_policy_forbids(make_deps):
+    from nodes.guardrail import guardrail
+
+    change = {"action": "no_change", "known": True, "summary": "already running churn-v1 on 2 x ml.m5.large"}
+    allowed = guardrail({"plan_id": PLAN_ID, "env": "prod", "config": prod_config(), "change": change}, runtime_for(make_deps()))
+    forbidden = guardrail(
+        {"plan_id": PLAN_ID, "env": "prod", "config": prod_config(instance_count=1), "change": change}, runtime_for(make_deps())
+    )
+
+    assert allowed["status"] == "no_change", "prod needs approval for a change; a no-op changes nothing"
+    assert "expires_at" not in allowed and [e["step"] for e in allowed["events"]] == ["guardrail.1"]
+    assert forbidden["status"] == "blocked"
+
+
+def test_the_approver_is_told_autoscaling_is_taken_down_for_a_rollback(settings):
+    current = running(previous_endpoint_config="churn-v0-0000bbbb", autoscaling_min=2, autoscaling_max=6, scaling_policies=["p"])
+
+    change = plan_change(EndpointAction(action="rollback", endpoint_name="churn-staging"), PLAN_ID, settings, current=current)
+
+    assert change.warnings == [
+        "autoscaling (2-6 instances) is deregistered for the switch and registered again once the endpoint is InService; "
+        "if the switch fails it is put back as it was"
+    ]

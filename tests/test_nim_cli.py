@@ -102,7 +102,7 @@ def test_doctor_names_each_problem_on_its_own_line(cli, fake_nim):
     url, _ = fake_nim
     result = cli(
         "doctor",
-        expect=1,
+        expect=6,  # ExitCode.ENVIRONMENT
         **nim_env(url)
         | {
             "AGENTOPS_PLANNER_BASE_URL": closed_url(),
@@ -121,8 +121,8 @@ def test_a_failed_plan_and_a_failed_search_are_one_line_each(cli):
     dead = closed_url()
     env = {"AGENTOPS_NIM_ON_FAILURE": "fail", "AGENTOPS_NIM_RETRIES": "0"}
     shown = cli(
-        "run", PROD_INTENT, "--env", "prod", "--user", "alice", AGENTOPS_PLANNER="nim", AGENTOPS_PLANNER_BASE_URL=dead, **env
-    ).stdout
+        "run", PROD_INTENT, "--env", "prod", "--user", "alice", expect=13, AGENTOPS_PLANNER="nim", AGENTOPS_PLANNER_BASE_URL=dead, **env
+    ).stdout  # 13: ExitCode.FAILED
     assert "status failed" in shown and "error: NVIDIA planner endpoint" in shown and "verdict" not in shown
 
     result = cli("kb", "search", "canary rollout", expect=1, AGENTOPS_EMBEDDINGS="nim", AGENTOPS_EMBEDDINGS_BASE_URL=dead, **env)

@@ -89,7 +89,15 @@ def test_a_good_plan_is_made_over_http_and_counted(open_orchestrator, fake):
 
     assert view["status"] == "pending_approval"
     assert view["config"]["instance_type"] == "ml.g5.xlarge" and view["config"]["canary_percent"] == 10
-    assert view["planner"] | {"warnings": []} == {"name": "nim", "rounds": 1, "max_revisions": 2, "warnings": [], "error": None, "llm_calls": 1, "tokens": 150}
+    assert view["planner"] | {"warnings": []} == {
+        "name": "nim",
+        "rounds": 1,
+        "max_revisions": 2,
+        "warnings": [],
+        "error": None,
+        "llm_calls": 1,
+        "tokens": 150,
+    }
     assert steps(settings, view["plan_id"]) == ["plan.1", "guardrail.1", "approval.requested"]
     record = audit(settings, view["plan_id"])["plan.1"]
     assert record.actor == "planner:nim" and (record.payload["llm_calls"], record.payload["tokens"]) == (1, 150)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from fakes import SHARED_EVAL, ScriptedPlanner, runtime_for, staging_config
+from fakes import ScriptedPlanner, eval_cases, runtime_for, staging_config
 
 from agentops.guardrails import check_config
 from agentops.ports import PlannerOutput, PlanRequest
@@ -88,10 +88,7 @@ def test_constraints_pin_the_instance_type_and_budget(planner, policy):
     assert out.config["instance_type"] == "ml.m5.xlarge" and out.config["budget_usd_per_hour"] == 2
 
 
-EVAL_INTENTS = (SHARED_EVAL / "intents.jsonl").read_text().splitlines() if (SHARED_EVAL / "intents.jsonl").exists() else []
-
-
-@pytest.mark.parametrize("line", EVAL_INTENTS)
+@pytest.mark.parametrize("line", eval_cases("intents.jsonl"))
 def test_shared_eval_intents(planner, policy, line):
     sample = json.loads(line)
     constraints = Constraints(**sample.get("constraints", {}))
@@ -125,7 +122,15 @@ def test_node_passes_intent_env_constraints_and_evidence_to_the_planner(make_dep
     assert (request.intent, request.env, request.constraints.budget_usd_per_hour) == ("deploy churn", "staging", 3)
     assert request.evidence[0].policy == "p"
     assert update["config"] == staging_config()
-    assert update["planner"] == {"name": "scripted", "rounds": 1, "max_revisions": 0, "warnings": [], "error": None, "llm_calls": 1, "tokens": 42}
+    assert update["planner"] == {
+        "name": "scripted",
+        "rounds": 1,
+        "max_revisions": 0,
+        "warnings": [],
+        "error": None,
+        "llm_calls": 1,
+        "tokens": 42,
+    }
     assert update["events"][0]["step"] == "plan.1"
 
 

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
+from fakes import eval_cases
 
 from agentops.errors import AgentOpsError
 from agentops.policy import PolicyDocument, load_documents
@@ -20,7 +21,6 @@ from tools.retrieval.policy_store import FINGERPRINT_KEY, PolicyStore
 from tools.retrieval.rerank import LexicalReranker
 
 KNOWLEDGE_BASE = PROJECT_ROOT / "knowledge_base"
-KB_QUESTIONS = PROJECT_ROOT.parent / "shared" / "eval" / "kb_questions.jsonl"
 
 
 @pytest.fixture(scope="module")
@@ -222,10 +222,8 @@ def test_lexical_reranker_checks_its_inputs():
 
 
 def kb_questions() -> list:
-    if not KB_QUESTIONS.exists():
-        return [pytest.param(None, marks=pytest.mark.skip(reason=f"{KB_QUESTIONS} is absent"))]
-    lines = [json.loads(line) for line in KB_QUESTIONS.read_text().splitlines() if line.strip()]
-    return [pytest.param(case, id=case["q"][:50]) for case in lines]
+    cases = eval_cases("kb_questions.jsonl")
+    return [pytest.param(json.loads(line), id=json.loads(line)["q"][:50]) if isinstance(line, str) else line for line in cases]
 
 
 @pytest.fixture(scope="module")

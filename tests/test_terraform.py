@@ -19,6 +19,7 @@ from pydantic import AliasChoices
 from agentops.settings import PROJECT_ROOT, Settings
 from tools.audit.dynamodb import table_definition
 from tools.audit.s3 import LOCK_MODE
+from tools.sagemaker.calls import TAG_ENDPOINT, TAG_PLAN, TAG_PREVIOUS_CONFIG
 
 TERRAFORM = PROJECT_ROOT / "terraform"
 _OPTIONS = hcl2.SerializationOptions(strip_string_quotes=True, explicit_blocks=False, with_comments=False)
@@ -148,18 +149,101 @@ def test_the_key_rotates(tf):
 
 
 def test_the_orchestrator_passes_only_the_execution_role_and_only_to_sagemaker(tf):
-    passing = [s for s in statements(tf, "orchestrator") if any(a.startswith("iam:") for a in s["actions"])]
+    passing = [s for s in statements(tf, "orchestrator") if "iam:PassRole" in s["actions"]]
     assert len(passing) == 1 and passing[0]["actions"] == ["iam:PassRole"]
     assert passing[0]["resources"] == ["${aws_iam_role.sagemaker_execution.arn}"]
     assert passing[0]["condition"][0] == {"test": "StringEquals", "variable": "iam:PassedToService", "values": ["sagemaker.amazonaws.com"]}
 
 
-def test_the_orchestrator_touches_sagemaker_only_under_its_name_prefix(tf):
+AWS_SERVICES = ("sagemaker:", "application-autoscaling:", "cloudwatch:")
+READS = re.compile(r"^[a-z-]+:(Describe|List)")
+
+
+def tag_conditions(statement: dict) -> set[str]:
+    return {c["variable"] for c in statement.get("condition", []) if c["test"] == "Null" and c["values"] == ["false"]}
+
+
+def test_the_orchestrator_creates_only_with_its_tag_and_changes_only_what_carries_it(tf):
+    owner = tf["locals"]["owner_tag"]
+    assert owner == TAG_ENDPOINT, "the tag the policy checks is the tag the code sets"
+    assert set(tf["locals"]["version_tag_keys"]) == {TAG_PREVIOUS_CONFIG, TAG_PLAN}
     for statement in statements(tf, "orchestrator"):
+        writes = [a for a in statement["actions"] if a.startswith(AWS_SERVICES) and not READS.match(a)]
+        if not writes:
+            continue
+        creates = all(re.match(r"^[a-z-]+:(Create|Put|Register|AddTags|TagResource)", a) for a in writes)
+        expected = (
+            "aws:RequestTag/${local.owner_tag}" if creates and "Record" not in statement["sid"] else "aws:ResourceTag/${local.owner_tag}"
+        )
+        assert expected in tag_conditions(statement), f"{statement['sid']} lets {writes} act without the owner tag"
         assert "*" not in statement["resources"], f"{statement['sid']} allows every resource"
-        if any(a.startswith("sagemaker:") for a in statement["actions"]):
-            assert all(r.endswith("/${local.sagemaker_prefix}*") for r in statement["resources"]), statement["sid"]
-            assert all(a.startswith("sagemaker:") for a in statement["actions"])
+
+
+def test_only_list_and_describe_calls_get_every_resource(tf):
+    for statement in statements(tf, "orchestrator"):
+        if "*" in statement["resources"]:
+            assert all(READS.match(a) for a in statement["actions"]), statement["sid"]
+
+
+def test_every_call_the_orchestrator_makes_is_allowed(tf):
+    """Each operation the call builders emit (a whole lifecycle: create with autoscaling and the monitor, update,
+    rollback, teardown) and each read, maps to an action some statement allows."""
+    allowed = {a for s in statements(tf, "orchestrator") for a in s["actions"]}
+    prefix = {"sagemaker": "sagemaker", "cloudwatch": "cloudwatch", "application-autoscaling": "application-autoscaling"}
+    made = {f"{prefix[c['service']]}:{c['operation']}" for c in lifecycle_operations()}
+    reads = {
+        "sagemaker:DescribeEndpoint", "sagemaker:DescribeEndpointConfig", "sagemaker:DescribeModel", "sagemaker:ListTags",
+        "sagemaker:ListModels", "sagemaker:ListEndpointConfigs", "sagemaker:ListDataQualityJobDefinitions",
+        "sagemaker:DescribeMonitoringSchedule", "sagemaker:DescribeDataQualityJobDefinition",
+        "application-autoscaling:DescribeScalableTargets", "application-autoscaling:DescribeScalingPolicies",
+        "cloudwatch:DescribeAlarms", "cloudwatch:ListTagsForResource", "sagemaker:UpdateMonitoringSchedule",
+    }  # fmt: skip
+    assert made | reads <= allowed, sorted((made | reads) - allowed)
+
+
+def lifecycle_operations() -> list[dict]:
+    from agentops.schemas import DeploymentConfig, EndpointAction
+    from tools.sagemaker.calls import (
+        EndpointState,
+        OwnedResource,
+        build_deployment_calls,
+        build_rollback_calls,
+        build_teardown_calls,
+    )
+
+    config = DeploymentConfig(
+        model_name="churn-v2",
+        endpoint_name="churn-prod",
+        instance_type="ml.m5.xlarge",
+        instance_count=2,
+        autoscaling_max=4,
+        model_data_url="s3://m/churn/2/model.tar.gz",
+        rollback_alarms=["ModelMonitorAlarm"],
+        data_capture_percent=10,
+        enable_model_monitor=True,
+    )
+    running = EndpointState(
+        endpoint_name="churn-prod",
+        exists=True,
+        arn="arn:aws:sagemaker:us-east-1:123456789012:endpoint/churn-prod",
+        status="InService",
+        endpoint_config="churn-v1-0000aaaa",
+        previous_endpoint_config="churn-v0-0000bbbb",
+        managed=True,
+        instance_type="ml.m5.large",
+        autoscaling_min=2,
+        autoscaling_max=4,
+        scaling_policies=["p"],
+        monitoring_schedule="churn-prod-data-quality",
+        owned=[OwnedResource(kind=k, name="x") for k in ("endpoint_config", "model", "data_quality_job_definition", "alarm")],
+    )
+    kwargs = {"role_arn": "arn:aws:iam::123456789012:role/r", "default_image_uri": "i", "data_capture_bucket": "c", "region": "us-east-1"}
+    return [
+        *build_deployment_calls(config, "p1", **kwargs),
+        *build_deployment_calls(config, "p2", current=running, **kwargs),
+        *build_rollback_calls(EndpointAction(action="rollback", endpoint_name="churn-prod"), running, "p3"),
+        *build_teardown_calls(running),
+    ]
 
 
 def test_the_orchestrator_can_write_the_audit_trail_but_never_rewrite_it(tf):

@@ -28,7 +28,7 @@ from typing import Any, Protocol
 from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import BaseModel, Field
 
-from agentops.errors import AgentOpsError
+from agentops.errors import AgentOpsError, EnvironmentProblem
 from agentops.settings import Settings
 from tools.audit.chain import (
     AuditEvent,
@@ -264,7 +264,7 @@ def _checking(store: str) -> Iterator[None]:
         found.store = found.store or store
         raise
     except (BotoCoreError, ClientError) as exc:
-        raise AgentOpsError(f"cannot read {store}: {one_line(str(exc)) or type(exc).__name__}") from None
+        raise EnvironmentProblem(f"cannot read {store}: {one_line(str(exc)) or type(exc).__name__}") from None
 
 
 # --- from settings -----------------------------------------------------------------------------------

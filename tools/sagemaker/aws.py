@@ -21,34 +21,32 @@ from botocore.exceptions import (
     ClientError,
     ConnectTimeoutError,
     EndpointConnectionError,
+    InvalidRegionError,
     NoCredentialsError,
     NoRegionError,
     ParamValidationError,
+    PartialCredentialsError,
+    ProfileNotFound,
     ReadTimeoutError,
 )
 from botocore.retries.standard import RetryContext, ThrottledRetryableChecker
 from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_exponential
 
-from agentops.errors import AgentOpsError
+from agentops.errors import AgentOpsError, EnvironmentProblem
 from agentops.settings import Settings
 
 ClientFactory = Callable[[str], Any]  # service name -> boto3 client
 
 MAX_THROTTLE_WAIT_SECONDS = 30
 MAX_MESSAGE_CHARS = 300
-ACCESS_DENIED_CODES = frozenset(
-    {
-        "AccessDenied",
-        "AccessDeniedException",
-        "UnauthorizedOperation",
-        "UnrecognizedClientException",
-        "InvalidClientTokenId",
-        "ExpiredToken",
-        "ExpiredTokenException",
-        "SignatureDoesNotMatch",
-        "MissingAuthenticationToken",
-    }
+ACCESS_DENIED_CODES = frozenset({"AccessDenied", "AccessDeniedException", "UnauthorizedOperation"})
+EXPIRED_CODES = frozenset({"ExpiredToken", "ExpiredTokenException", "RequestExpired"})
+UNKNOWN_CREDENTIALS_CODES = frozenset(
+    {"UnrecognizedClientException", "InvalidClientTokenId", "SignatureDoesNotMatch", "MissingAuthenticationToken", "AuthFailure"}
 )
+ACCESS_DENIED_CODES = ACCESS_DENIED_CODES | EXPIRED_CODES | UNKNOWN_CREDENTIALS_CODES
+# SageMaker reports an execution role it cannot use as a ValidationException on CreateModel.
+_ROLE_MESSAGE = re.compile(r"assume (the )?role|ExecutionRoleArn|not authorized to perform: iam:PassRole", re.IGNORECASE)
 NOT_FOUND_CODES = frozenset({"ResourceNotFound", "ResourceNotFoundException", "NotFoundException", "NoSuchEntity"})
 # SageMaker and Application Auto Scaling report a missing resource as a ValidationException.
 _NOT_FOUND_MESSAGE = re.compile(r"could not find|not found|does not exist|no .{0,40} found", re.IGNORECASE)
@@ -59,11 +57,39 @@ class AwsError(AgentOpsError):
     """An AWS call failed in a way a person has to act on (the message says how)."""
 
 
+class AwsEnvironmentProblem(AwsError, EnvironmentProblem):
+    """The AWS set-up stops this, not the request: credentials, profile, region, permissions, quota, throttling.
+    Front ends give EnvironmentProblem its own exit code; the message names the cause and the fix."""
+
+
+def session_problem(error: BotoCoreError) -> str | None:
+    """One line for what is wrong with the machine's AWS configuration, or None when the error is not that."""
+    if isinstance(error, ProfileNotFound):
+        profile = error.kwargs.get("profile", "?")
+        return (
+            f"AWS profile '{profile}' is not configured (AWS_PROFILE): set AWS_PROFILE to a profile in ~/.aws/config, "
+            f"or create it with `aws configure --profile {profile}`"
+        )
+    if isinstance(error, PartialCredentialsError):
+        return (
+            f"incomplete AWS credentials ({error.kwargs.get('provider', 'env')} is missing {error.kwargs.get('cred_var', 'a value')}): "
+            "set both AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or unset them and use AWS_PROFILE"
+        )
+    if isinstance(error, NoCredentialsError):
+        return "no AWS credentials: set AWS_PROFILE, or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or run with an instance role"
+    if isinstance(error, (NoRegionError, InvalidRegionError)):
+        return "no valid AWS region: set AWS_REGION (or AGENTOPS_AWS_REGION) to a region SageMaker runs in, e.g. us-east-1"
+    return None
+
+
 class AwsClients:
     """boto3 clients for every service, built once each from settings (region, endpoint override, retries)."""
 
     def __init__(self, settings: Settings, session: boto3.session.Session | None = None):
-        self.session = session or boto3.session.Session(region_name=settings.aws_region)
+        try:
+            self.session = session or boto3.session.Session(region_name=settings.aws_region)
+        except BotoCoreError as error:  # an unknown AWS_PROFILE fails here already
+            raise AwsEnvironmentProblem(session_problem(error) or one_line(str(error))) from error
         self.region = settings.aws_region
         self.endpoint_url = settings.aws_endpoint_url
         self.config = Config(retries={"max_attempts": settings.aws_max_attempts, "mode": "standard"}, user_agent_extra="agentops")
@@ -79,7 +105,12 @@ class AwsClients:
             return self._clients[service]
 
     def has_credentials(self) -> bool:
-        return self.session.get_credentials() is not None
+        """Whether boto3's credential chain finds credentials; a broken chain (unknown profile, half a key pair)
+        is an AwsEnvironmentProblem naming the fix."""
+        try:
+            return self.session.get_credentials() is not None
+        except BotoCoreError as error:
+            raise AwsEnvironmentProblem(session_problem(error) or one_line(str(error))) from error
 
 
 def error_code(error: ClientError) -> str:
@@ -91,6 +122,11 @@ def is_throttled(error: BaseException) -> bool:
     if not isinstance(error, ClientError):
         return False
     return _THROTTLED.is_retryable(RetryContext(attempt_number=1, parsed_response=error.response))
+
+
+def is_role_problem(error: ClientError) -> bool:
+    message = str(error.response.get("Error", {}).get("Message", ""))
+    return error_code(error) in ("ValidationException", "AccessDeniedException") and bool(_ROLE_MESSAGE.search(message))
 
 
 def is_not_found(error: ClientError) -> bool:
@@ -113,6 +149,18 @@ def describe_failure(error: BaseException, service: str, operation: str, subject
         message = one_line(str(error.response.get("Error", {}).get("Message", ""))) or "no message"
         if is_throttled(error):
             return f"AWS kept throttling {what} after {attempts} attempts ({code}): try again later or raise AGENTOPS_AWS_THROTTLE_ATTEMPTS"
+        if code in EXPIRED_CODES:
+            return f"the AWS credentials have expired ({code}): refresh them (e.g. `aws sso login`, or new session credentials) and retry"
+        if code in UNKNOWN_CREDENTIALS_CODES:
+            return (
+                f"AWS does not accept these credentials ({code}): check AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY or AWS_PROFILE, "
+                "and that they belong to the account in use"
+            )
+        if is_role_problem(error):
+            return (
+                f"SageMaker cannot use the execution role for {what} ({message}): AGENTOPS_EXECUTION_ROLE_ARN must name an existing "
+                "role that trusts sagemaker.amazonaws.com, and the caller needs iam:PassRole on it (terraform/iam.tf)"
+            )
         if code in ACCESS_DENIED_CODES:
             hint = " and iam:PassRole on AGENTOPS_EXECUTION_ROLE_ARN" if operation == "CreateModel" else ""
             return f"AWS denied {what} ({code}: {message}): allow {service}:{operation}{hint} for the credentials AgentOps runs with"
@@ -122,15 +170,28 @@ def describe_failure(error: BaseException, service: str, operation: str, subject
             return f"AWS rejected {what} ({code}): {message}"
         status = error.response.get("ResponseMetadata", {}).get("HTTPStatusCode", "?")
         return f"{service} {what} failed ({code}, HTTP {status}): {message}"
-    if isinstance(error, NoCredentialsError):
-        return "no AWS credentials: set AWS_PROFILE, or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or run with an instance role"
-    if isinstance(error, NoRegionError):
-        return "no AWS region: set AWS_REGION"
+    if isinstance(error, BotoCoreError) and (problem := session_problem(error)):
+        return problem
     if isinstance(error, (EndpointConnectionError, ConnectTimeoutError, ReadTimeoutError)):
         return f"cannot reach AWS for {what} ({one_line(str(error))}): check the network, AWS_REGION and AGENTOPS_AWS_ENDPOINT_URL"
     if isinstance(error, ParamValidationError):
         return f"botocore refused the parameters of {what}: {one_line(str(error))}"
     return f"{service} {what} failed: {one_line(str(error))}"
+
+
+def is_environment_problem(error: BaseException) -> bool:
+    """Errors the AWS set-up causes (and a person fixes there), as opposed to a bad request or an AWS fault."""
+    if isinstance(error, ClientError):
+        code = error_code(error)
+        return is_throttled(error) or code in ACCESS_DENIED_CODES or code == "ResourceLimitExceeded" or is_role_problem(error)
+    if isinstance(error, (EndpointConnectionError, ConnectTimeoutError)):
+        return True
+    return isinstance(error, BotoCoreError) and session_problem(error) is not None
+
+
+def aws_failure(error: BaseException, service: str, operation: str, subject: str, attempts: int) -> AwsError:
+    kind = AwsEnvironmentProblem if is_environment_problem(error) else AwsError
+    return kind(describe_failure(error, service, operation, subject, attempts))
 
 
 class AwsCaller:
@@ -158,7 +219,19 @@ class AwsCaller:
         try:
             return self._send(service, method, params)
         except (ClientError, BotoCoreError) as error:
-            raise AwsError(describe_failure(error, service, operation or method, subject, self.attempts)) from error
+            raise aws_failure(error, service, operation or method, subject, self.attempts) from error
+
+    def pages(self, service: str, method: str, params: dict[str, Any], key: str, *, operation: str = "", subject: str = "") -> list[Any]:
+        """Every item under `key` over all pages (NextToken), each page with the throttling retry: an
+        inventory that stopped at the first page would leave older versions behind."""
+        items: list[Any] = []
+        token: str | None = None
+        while True:
+            page = self.call(service, method, params | ({"NextToken": token} if token else {}), operation=operation, subject=subject)
+            items += page.get(key, [])
+            token = page.get("NextToken")
+            if not token:
+                return items
 
     def call_unless_missing(
         self, service: str, method: str, params: dict[str, Any], *, operation: str = "", subject: str = ""
@@ -169,9 +242,9 @@ class AwsCaller:
         except ClientError as error:
             if is_not_found(error):
                 return None
-            raise AwsError(describe_failure(error, service, operation or method, subject, self.attempts)) from error
+            raise aws_failure(error, service, operation or method, subject, self.attempts) from error
         except BotoCoreError as error:
-            raise AwsError(describe_failure(error, service, operation or method, subject, self.attempts)) from error
+            raise aws_failure(error, service, operation or method, subject, self.attempts) from error
 
 
 def caller_from_settings(settings: Settings, clients: ClientFactory, sleep: Callable[[float], None] = time.sleep) -> AwsCaller:

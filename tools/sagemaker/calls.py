@@ -25,6 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from agentops.errors import AgentOpsError
 from agentops.schemas import DeploymentConfig, EndpointAction, PlanConfig
 from agentops.settings import Settings
+from tools.sagemaker.images import planned_image
 
 MAX_NAME_LENGTH = 63
 PLAN_SUFFIX_LENGTH = 8
@@ -50,9 +51,11 @@ TAG_PLAN = "agentops:plan"
 TAG_PREVIOUS_CONFIG = "agentops:previous-endpoint-config"
 
 # Calls that need a live endpoint: Application Auto Scaling and Model Monitor refuse an endpoint that is
-# still Creating. Execute mode makes them once the endpoint is InService on the new config.
+# still Creating. Execute mode makes them once the endpoint is InService on the new config. The version tags
+# (AddTags: which config the endpoint left) wait too: history must only name a version the endpoint ran,
+# so a refused or rolled-back update leaves it as it was.
 AFTER_ENDPOINT_OPERATIONS = frozenset(
-    {"RegisterScalableTarget", "PutScalingPolicy", "CreateDataQualityJobDefinition", "CreateMonitoringSchedule"}
+    {"AddTags", "RegisterScalableTarget", "PutScalingPolicy", "CreateDataQualityJobDefinition", "CreateMonitoringSchedule"}
 )
 ENDPOINT_SWITCH_OPERATIONS = frozenset({"CreateEndpoint", "UpdateEndpoint"})
 SCALABLE_DIMENSION = "sagemaker:variant:DesiredInstanceCount"
@@ -140,7 +143,8 @@ class EndpointState(BaseModel):
     model_data_url: str | None = None
     image_uri: str | None = None
     instance_type: str | None = None
-    instance_count: int | None = None
+    instance_count: int | None = None  # serving now (autoscaling moves it)
+    configured_instance_count: int | None = None  # the endpoint config's InitialInstanceCount
     data_capture_percent: int = 0
     vpc_subnet_ids: list[str] = Field(default_factory=list)
     autoscaling_min: int | None = None
@@ -148,6 +152,7 @@ class EndpointState(BaseModel):
     scaling_policies: list[str] = Field(default_factory=list)
     monitoring_schedule: str | None = None
     owned: list[OwnedResource] = Field(default_factory=list)  # what AgentOps created for the endpoint
+    inventoried: bool = False  # `owned` was read (every version, by tag): only a teardown needs it
 
     @property
     def autoscaled(self) -> bool:
@@ -200,7 +205,7 @@ def resource_names(plan_id: str, config: DeploymentConfig) -> ResourceNames:
         # version updates them in place (PutMetricAlarm and the autoscaling calls are upserts).
         alarms=[f"{endpoint}-{alarm}" for alarm in config.rollback_alarms],
         scalable_target=f"endpoint/{endpoint}/variant/{VARIANT_NAME}" if autoscaled else None,
-        scaling_policy=f"{endpoint}-invocations-target-tracking" if autoscaled else None,
+        scaling_policy=scaling_policy_name(endpoint) if autoscaled else None,
         # The job definition records this version's monitoring setup; the schedule stays per endpoint so the
         # drift alarm's MonitoringSchedule dimension and the schedule itself survive new versions.
         data_quality_job_definition=bounded_name(f"{endpoint}-dq", suffix) if monitored else None,
@@ -379,31 +384,24 @@ def create_endpoint_call(config: DeploymentConfig, names: ResourceNames, tags: l
     return aws_call("sagemaker", "CreateEndpoint", params)
 
 
-def switch_calls(current: EndpointState, endpoint_config: str, deployment: dict[str, Any], plan_id: str) -> list[AwsCall]:
-    """Move an existing endpoint to `endpoint_config`: first remember on the endpoint which config it leaves
-    (what a later rollback returns to), then UpdateEndpoint. Nothing when it is there already: a resumed run
-    must not switch twice, nor overwrite the remembered config with its own."""
+def switch_call(current: EndpointState, endpoint_config: str, deployment: dict[str, Any]) -> list[AwsCall]:
+    """Move an existing endpoint to `endpoint_config`; nothing when it is there already (a resumed run must
+    not switch twice)."""
     if current.runs(endpoint_config):
         return []
-    return [
-        aws_call(
-            "sagemaker",
-            "AddTags",
-            {
-                "ResourceArn": current.arn,
-                "Tags": [{"Key": TAG_PREVIOUS_CONFIG, "Value": current.endpoint_config}, {"Key": TAG_PLAN, "Value": plan_id}],
-            },
-        ),
-        aws_call(
-            "sagemaker",
-            "UpdateEndpoint",
-            {
-                "EndpointName": current.endpoint_name,
-                "EndpointConfigName": endpoint_config,
-                "DeploymentConfig": deployment,
-            },
-        ),
-    ]
+    params = {"EndpointName": current.endpoint_name, "EndpointConfigName": endpoint_config, "DeploymentConfig": deployment}
+    return [aws_call("sagemaker", "UpdateEndpoint", params)]
+
+
+def version_tag_calls(current: EndpointState, previous: str | None, target: str, plan_id: str) -> list[AwsCall]:
+    """Remember on the endpoint which config it left (what a later rollback returns to). Made only once the
+    endpoint is InService on `target` (AFTER_ENDPOINT_OPERATIONS): a failed update leaves history unchanged.
+    `previous` is the config the endpoint ran when the plan was approved, so a resumed run, which finds the
+    endpoint already on `target`, still records where it came from."""
+    if not previous or previous == target or current.arn is None:
+        return []
+    tags = [{"Key": TAG_PREVIOUS_CONFIG, "Value": previous}, {"Key": TAG_PLAN, "Value": plan_id}]
+    return [aws_call("sagemaker", "AddTags", {"ResourceArn": current.arn, "Tags": tags})]
 
 
 def scalable_target(endpoint: str) -> dict[str, str]:
@@ -422,24 +420,25 @@ def deregister_scaling_calls(current: EndpointState) -> list[AwsCall]:
     ]
 
 
-def autoscaling_calls(config: DeploymentConfig, names: ResourceNames) -> list[AwsCall]:
-    target = scalable_target(names.endpoint)
+def scaling_policy_name(endpoint: str) -> str:
+    return f"{endpoint}-invocations-target-tracking"
+
+
+def register_scaling_calls(endpoint: str, minimum: int, maximum: int) -> list[AwsCall]:
+    target = scalable_target(endpoint)
     return [
         aws_call(
             "application-autoscaling",
             "RegisterScalableTarget",
-            {
-                **target,
-                "MinCapacity": config.autoscaling_min,
-                "MaxCapacity": config.autoscaling_max,
-            },
+            # Tagged like everything else AgentOps creates: terraform/iam.tf scopes the orchestrator by this tag.
+            {**target, "MinCapacity": minimum, "MaxCapacity": maximum, "Tags": {TAG_ENDPOINT: endpoint}},
         ),
         aws_call(
             "application-autoscaling",
             "PutScalingPolicy",
             {
                 **target,
-                "PolicyName": names.scaling_policy,
+                "PolicyName": scaling_policy_name(endpoint),
                 "PolicyType": "TargetTrackingScaling",
                 "TargetTrackingScalingPolicyConfiguration": {
                     "TargetValue": INVOCATIONS_PER_INSTANCE_TARGET,
@@ -451,6 +450,20 @@ def autoscaling_calls(config: DeploymentConfig, names: ResourceNames) -> list[Aw
             },
         ),
     ]
+
+
+def autoscaling_calls(config: DeploymentConfig, names: ResourceNames) -> list[AwsCall]:
+    return register_scaling_calls(
+        names.endpoint, config.autoscaling_min or config.instance_count, config.autoscaling_max or config.instance_count
+    )
+
+
+def restore_scaling_calls(current: EndpointState) -> list[AwsCall]:
+    """What puts autoscaling back as it was when a change that deregistered it fails (the endpoint stays on
+    its old config, which must not be left without the scaling it had)."""
+    if not current.autoscaled:
+        return []
+    return register_scaling_calls(current.endpoint_name, current.autoscaling_min or 1, current.autoscaling_max or 1)
 
 
 def model_monitor_calls(
@@ -527,12 +540,15 @@ def build_deployment_calls(
     region: str,
     vpc: dict[str, list[str]] | None = None,
     current: EndpointState | None = None,
+    previous: str | None = None,
 ) -> list[AwsCall]:
     """The calls in execution order: each one only references resources that earlier calls created (the
     alarms exist before the endpoint that rolls back on them; the endpoint before its scaling and monitor).
 
     `current` is what runs now: None or a missing endpoint gives CreateEndpoint; an existing one gives the
-    switch (UpdateEndpoint), preceded by deregistering autoscaling where SageMaker requires it."""
+    switch (UpdateEndpoint), preceded by deregistering autoscaling where SageMaker requires it and followed
+    (once InService) by the version tags. `previous` is the config the endpoint ran when the plan was
+    approved (default: what it runs now)."""
     names = resource_names(plan_id, config)
     tags = ownership_tags(names.endpoint, plan_id)
     calls = [
@@ -543,7 +559,8 @@ def build_deployment_calls(
     if current is None or not current.exists:
         calls.append(create_endpoint_call(config, names, tags))
     else:
-        calls += update_calls(config, names, current, plan_id)
+        calls += update_calls(config, names, current)
+        calls += version_tag_calls(current, previous or current.endpoint_config, names.endpoint_config, plan_id)
     if config.autoscaling_enabled:
         calls += autoscaling_calls(config, names)
     if config.enable_model_monitor:
@@ -561,7 +578,7 @@ def require_managed(current: EndpointState, doing: str) -> None:
         )
 
 
-def update_calls(config: DeploymentConfig, names: ResourceNames, current: EndpointState, plan_id: str) -> list[AwsCall]:
+def update_calls(config: DeploymentConfig, names: ResourceNames, current: EndpointState) -> list[AwsCall]:
     require_managed(current, "update")
     if current.runs(names.endpoint_config):
         return []
@@ -570,7 +587,7 @@ def update_calls(config: DeploymentConfig, names: ResourceNames, current: Endpoi
     # autoscaling must not keep the old policy resizing the new fleet. Re-registered after the switch.
     if current.autoscaled and (current.instance_type != config.instance_type or not config.autoscaling_enabled):
         calls += deregister_scaling_calls(current)
-    return calls + switch_calls(current, names.endpoint_config, blue_green_deployment(config, names), plan_id)
+    return calls + switch_call(current, names.endpoint_config, blue_green_deployment(config, names))
 
 
 def rollback_target(action: EndpointAction, current: EndpointState) -> str:
@@ -583,18 +600,30 @@ def rollback_target(action: EndpointAction, current: EndpointState) -> str:
     return target
 
 
-def build_rollback_calls(action: EndpointAction, current: EndpointState, plan_id: str) -> list[AwsCall]:
+# All at once and without rollback alarms: the alarms may still be firing for the version being left, and
+# would turn the rollback around; the config returned to was already serving.
+ROLLBACK_DEPLOYMENT = {"BlueGreenUpdatePolicy": {"TrafficRoutingConfiguration": {"Type": "ALL_AT_ONCE", "WaitIntervalInSeconds": 0}}}
+
+
+def build_rollback_calls(
+    action: EndpointAction, current: EndpointState, plan_id: str, *, previous: str | None = None, scaling: EndpointState | None = None
+) -> list[AwsCall]:
+    """Deregister autoscaling (the config returned to may run another instance type, which SageMaker refuses
+    to switch to under a scalable target), switch, and once InService record the version left and register
+    the scaling the endpoint had (`scaling`: the state the plan was approved against, default `current`)."""
     require_managed(current, "roll back")
-    # All at once and without rollback alarms: the alarms may still be firing for the version being left,
-    # and would turn the rollback around; the config returned to was already serving.
-    deployment = {"BlueGreenUpdatePolicy": {"TrafficRoutingConfiguration": {"Type": "ALL_AT_ONCE", "WaitIntervalInSeconds": 0}}}
-    return switch_calls(current, rollback_target(action, current), deployment, plan_id)
+    target = rollback_target(action, current)
+    scaling = scaling or current
+    calls = deregister_scaling_calls(current) if current.autoscaled and not current.runs(target) else []
+    calls += switch_call(current, target, ROLLBACK_DEPLOYMENT)
+    calls += version_tag_calls(current, previous or current.endpoint_config, target, plan_id)
+    return calls + restore_scaling_calls(scaling)
 
 
 def build_teardown_calls(current: EndpointState) -> list[AwsCall]:
-    """Delete the endpoint and what AgentOps created for it (`current.owned`, found by tag), in the order AWS
-    allows: scaling and the monitoring schedule before the endpoint, the endpoint before its configs, a
-    config before its models."""
+    """Delete the endpoint and what AgentOps created for it (`current.owned`, found by tag over every version),
+    in the order AWS allows: scaling and the monitoring schedule before the endpoint, the endpoint before its
+    configs, a config before its models."""
     require_managed(current, "tear down")
     owned = {
         kind: [r.name for r in current.owned if r.kind == kind]
@@ -610,8 +639,9 @@ def build_teardown_calls(current: EndpointState) -> list[AwsCall]:
         aws_call("sagemaker", "DeleteDataQualityJobDefinition", {"JobDefinitionName": name})
         for name in owned["data_quality_job_definition"]
     ]
-    if owned["alarm"]:
-        calls.append(aws_call("cloudwatch", "DeleteAlarms", {"AlarmNames": owned["alarm"]}))
+    # DeleteAlarms takes at most 100 names a call.
+    alarms = owned["alarm"]
+    calls += [aws_call("cloudwatch", "DeleteAlarms", {"AlarmNames": alarms[i : i + 100]}) for i in range(0, len(alarms), 100)]
     return calls
 
 
@@ -655,12 +685,23 @@ UNKNOWN_TEARDOWN_INVENTORY = (
 
 class LifecycleCalls(BaseModel):
     """What a plan does, as calls: `action` is create / update / rollback / teardown, or None when a deploy
-    could be either (the current state is unknown)."""
+    could be either (the current state is unknown). `restore` puts back what the calls took down before the
+    switch (autoscaling) when the switch fails or SageMaker rolls it back."""
 
     action: str | None
     calls: list[dict[str, Any]]
     resources: dict[str, Any]
+    restore: list[dict[str, Any]] = Field(default_factory=list)
     note: str | None = None
+
+
+def _restore(calls: list[AwsCall], current: EndpointState | None, before: EndpointState | None) -> list[AwsCall]:
+    """Autoscaling as it was when the plan was approved, if this change takes it down (now, or already in
+    an earlier pass of a resumed run: `current` shows it gone while `before` had it)."""
+    if before is None or not before.autoscaled:
+        return []
+    deregisters = any(c["operation"] == "DeregisterScalableTarget" for c in calls)
+    return restore_scaling_calls(before) if deregisters or (current is not None and not current.autoscaled) else []
 
 
 def lifecycle_calls(
@@ -670,27 +711,41 @@ def lifecycle_calls(
     *,
     current: EndpointState | None,
     vpc: dict[str, list[str]] | None = None,
+    approved: EndpointState | None = None,
 ) -> LifecycleCalls:
     """The one mapping from a checked plan (and what runs now, when known) to its calls; raises
-    AgentOpsError when the current state makes the plan impossible (no endpoint to roll back, …)."""
+    AgentOpsError when the current state makes the plan impossible (no endpoint to roll back, …).
+    `approved` is the state the plan was approved against, when it differs from `current` only because a
+    resumed run already made part of the change: history and autoscaling are restored from it."""
+    before = approved if approved is not None and approved.exists else current
+    previous = before.endpoint_config if before is not None else None
     if isinstance(config, DeploymentConfig):
         calls = build_deployment_calls(
             config,
             plan_id,
             role_arn=settings.execution_role_arn,
-            default_image_uri=settings.default_image_uri,
+            default_image_uri=planned_image(config.image_uri, config.instance_type, settings),
             data_capture_bucket=settings.data_capture_bucket,
             region=settings.aws_region,
             vpc=vpc,
             current=current,
+            previous=previous,
         )
         action = None if current is None else ("update" if current.exists else "create")
         resources = resource_names(plan_id, config).model_dump(exclude_none=True)
-        return LifecycleCalls(action=action, calls=calls, resources=resources)
+        return LifecycleCalls(action=action, calls=calls, resources=resources, restore=_restore(calls, current, before))
     resources = {"endpoint": config.endpoint_name}
     if current is not None:
-        calls = build_rollback_calls(config, current, plan_id) if config.action == "rollback" else build_teardown_calls(current)
-        return LifecycleCalls(action=config.action, calls=calls, resources=resources)
+        if config.action == "rollback":
+            calls = build_rollback_calls(config, current, plan_id, previous=previous, scaling=before)
+        else:
+            calls = build_teardown_calls(current)
+        return LifecycleCalls(
+            action=config.action,
+            calls=calls,
+            resources=resources,
+            restore=_restore(calls, current, before) if config.action == "rollback" else [],
+        )
     if config.action == "teardown":
         calls = [aws_call("sagemaker", "DeleteEndpoint", {"EndpointName": config.endpoint_name})]
         return LifecycleCalls(action="teardown", calls=calls, resources=resources, note=UNKNOWN_TEARDOWN_INVENTORY)

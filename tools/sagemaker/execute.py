@@ -19,12 +19,15 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from agentops.errors import AgentOpsError
+import botocore.session
+
+from agentops.errors import AgentOpsError, EnvironmentProblem
 from agentops.schemas import Change, DeploymentConfig, EndpointAction, PlanConfig
 from agentops.settings import Settings
 from tools.sagemaker.aws import AwsCaller, AwsClients, AwsError, ClientFactory, caller_from_settings
 from tools.sagemaker.calls import (
     AFTER_ENDPOINT_OPERATIONS,
+    SUCCESS_STATUS,
     AwsCall,
     EndpointState,
     aws_call,
@@ -81,6 +84,10 @@ def created(executed: list[dict[str, Any]]) -> list[str]:
     return [f"{_CREATED_LABELS.get(e['operation'], e['operation'])} {e['subject']}" for e in executed if e["outcome"] == "created"]
 
 
+def is_teardown(config: PlanConfig) -> bool:
+    return isinstance(config, EndpointAction) and config.action == "teardown"
+
+
 def outcome_of(operation: str) -> str:
     if operation.startswith(("Delete", "Deregister")):
         return "deleted"
@@ -91,19 +98,29 @@ def outcome_of(operation: str) -> str:
     return "created"
 
 
-def check_execute_ready(settings: Settings, clients: AwsClients) -> None:
-    """Refuse to start execute mode without what every deployment needs; one line each."""
+def check_execute_ready(settings: Settings, clients: AwsClients | None = None) -> None:
+    """Refuse to start execute mode without what every deployment needs; one line each, naming the fix."""
     role = settings.execution_role_arn
     if role == PLACEHOLDER_ROLE_ARN or not ROLE_ARN.match(role):
         problem = "it is unset (the default is a placeholder)" if role == PLACEHOLDER_ROLE_ARN else f"'{role}' is not an IAM role ARN"
-        raise AgentOpsError(
+        raise EnvironmentProblem(
             "EXECUTE=true needs AGENTOPS_EXECUTION_ROLE_ARN, the IAM role SageMaker runs models with "
             f"(arn:aws:iam::ACCOUNT:role/NAME): {problem}"
         )
-    if not clients.has_credentials():
-        raise AgentOpsError(
+    if settings.aws_endpoint_url is None and settings.aws_region not in known_regions():
+        raise EnvironmentProblem(
+            f"AWS region '{settings.aws_region}' is not one SageMaker runs in: set AWS_REGION (or AGENTOPS_AWS_REGION), e.g. us-east-1"
+        )
+    if not (clients or AwsClients(settings)).has_credentials():
+        raise EnvironmentProblem(
             "EXECUTE=true needs AWS credentials: set AWS_PROFILE, or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or run with an instance role"
         )
+
+
+def known_regions() -> set[str]:
+    """Regions SageMaker has an endpoint in, from botocore's bundled endpoint data (no network)."""
+    session = botocore.session.get_session()
+    return {region for partition in session.get_available_partitions() for region in session.get_available_regions("sagemaker", partition)}
 
 
 class SageMakerExecutor:
@@ -118,10 +135,13 @@ class SageMakerExecutor:
     # --- what runs now -----------------------------------------------------------------------------
 
     def current(self, endpoint_name: str) -> dict[str, Any]:
-        return read_endpoint_state(self.aws, endpoint_name).model_dump(mode="json")
+        return read_endpoint_state(self.aws, endpoint_name, inventory=True).model_dump(mode="json")
+
+    def _read(self, config: PlanConfig) -> EndpointState:
+        return read_endpoint_state(self.aws, config.endpoint_name, inventory=is_teardown(config))
 
     def change(self, config: PlanConfig, plan_id: str, *, vpc: dict[str, list[str]] | None = None) -> Change:
-        return plan_change(config, plan_id, self.settings, current=read_endpoint_state(self.aws, config.endpoint_name), vpc=vpc)
+        return plan_change(config, plan_id, self.settings, current=self._read(config), vpc=vpc)
 
     # --- making the calls --------------------------------------------------------------------------
 
@@ -134,26 +154,28 @@ class SageMakerExecutor:
         vpc: dict[str, list[str]] | None = None,
     ) -> dict[str, Any]:
         seen = EndpointState.model_validate(approved) if approved else None
-        fresh = read_endpoint_state(self.aws, config.endpoint_name)
+        fresh = self._read(config)
         if isinstance(config, EndpointAction) and config.action == "rollback":
-            # Pinned before anything runs: the switch re-tags the endpoint's previous config, so a resumed
-            # rollback must not read its target from the tag again.
+            # Pinned before anything runs: once the rollback finishes, the endpoint's previous-config tag names
+            # the version it left, so a resumed rollback must not read its target from the tag again.
             config = config.model_copy(update={"target_endpoint_config": rollback_target(config, seen or fresh)})
         target = self._target(config, plan_id)
         if seen is not None:
             self._check_unchanged(config, seen, fresh, target)
         # A teardown deletes what the approver was shown (deletes of what is gone already are skipped);
-        # every other action works from the endpoint as it is now.
-        basis = seen if seen is not None and isinstance(config, EndpointAction) and config.action == "teardown" else fresh
-        planned = lifecycle_calls(config, plan_id, self.settings, current=basis, vpc=vpc)
-        validate_calls(planned.calls)
-        record = self._run([c for c in planned.calls if c["operation"] not in AFTER_ENDPOINT_OPERATIONS])
+        # every other action works from the endpoint as it is now, and from the approved state for what it
+        # restores (history, autoscaling) when a resumed run finds part of the change made.
+        basis = seen if seen is not None and is_teardown(config) and seen.inventoried else fresh
+        planned = lifecycle_calls(config, plan_id, self.settings, current=basis, vpc=vpc, approved=seen)
+        validate_calls(planned.calls + planned.restore)
+        record = self._run([c for c in planned.calls if c["operation"] not in AFTER_ENDPOINT_OPERATIONS], restore=planned.restore)
         origin = seen.endpoint_config if seen is not None and seen.exists else fresh.endpoint_config
         return {
             "mode": self.mode,
             "action": planned.action,
             "status": "deploying",
             "calls": planned.calls,
+            "restore": planned.restore,
             "resources": planned.resources,
             "executed": record.executed,
             "created": created(record.executed),
@@ -164,10 +186,15 @@ class SageMakerExecutor:
         }
 
     def finish(self, deployment: dict[str, Any]) -> dict[str, Any]:
-        """The calls that needed the endpoint InService: autoscaling and the Model Monitor schedule."""
-        record = self._run(
-            [c for c in deployment["calls"] if c["operation"] in AFTER_ENDPOINT_OPERATIONS], done=deployment.get("executed", [])
-        )
+        """Once the watch settled. InService on the new config: the calls that needed it live (version tags,
+        autoscaling, the Model Monitor schedule). Anything else (rolled back, failed): put back what the change
+        took down before the switch (autoscaling), so the endpoint keeps the scaling it had."""
+        done = deployment.get("executed", [])
+        if deployment.get("status") == SUCCESS_STATUS.get(deployment.get("action") or "", "deployed"):
+            calls = [c for c in deployment["calls"] if c["operation"] in AFTER_ENDPOINT_OPERATIONS]
+        else:
+            calls = deployment.get("restore", [])
+        record = self._run(calls, done=done)
         return deployment | {"executed": record.executed, "created": created(record.executed)}
 
     @staticmethod
@@ -179,8 +206,10 @@ class SageMakerExecutor:
     @staticmethod
     def _check_unchanged(config: PlanConfig, seen: EndpointState, fresh: EndpointState, target: str | None) -> None:
         """The endpoint must be as the approver saw it, or already where this plan takes it (a resumed run)."""
-        if isinstance(config, EndpointAction) and config.action == "teardown":
-            leftovers = {(r.kind, r.name) for r in fresh.owned} - {(r.kind, r.name) for r in seen.owned}
+        if is_teardown(config):
+            # Resources that appeared since the approver saw the inventory (one taken before inventories were
+            # read has nothing to compare with: the teardown then deletes what it finds now).
+            leftovers = {(r.kind, r.name) for r in fresh.owned} - {(r.kind, r.name) for r in seen.owned} if seen.inventoried else set()
             changed = bool(leftovers) or fresh.endpoint_config not in (seen.endpoint_config, None)
         else:
             moved_on = target is not None and fresh.runs(target)
@@ -191,13 +220,23 @@ class SageMakerExecutor:
                 f"now {fresh.endpoint_config or 'nothing'}): make a new plan"
             )
 
-    def _run(self, calls: list[AwsCall], done: list[dict[str, Any]] | None = None) -> Record:
+    def _run(self, calls: list[AwsCall], done: list[dict[str, Any]] | None = None, restore: list[AwsCall] | None = None) -> Record:
         record = Record(list(done or []))
         try:
             for call in calls:
                 self._make(call, record)
         except AgentOpsError as error:
-            raise ExecutionFailed(str(error), record.executed) from error
+            message = str(error)
+            if restore:
+                # The change takes autoscaling down before the switch; whatever failed, the endpoint still serves
+                # its old config and gets its scaling back (RegisterScalableTarget is an upsert: safe to repeat).
+                try:
+                    for call in restore:
+                        self._make(call, record)
+                    message += "; autoscaling is registered as it was"
+                except AgentOpsError as second:
+                    message += f"; restoring autoscaling failed too ({second}): register it again by hand"
+            raise ExecutionFailed(message, record.executed) from error
         return record
 
     def _make(self, call: AwsCall, record: Record) -> None:

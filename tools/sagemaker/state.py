@@ -28,6 +28,7 @@ from tools.sagemaker.calls import (
     rollback_target,
     scalable_target,
 )
+from tools.sagemaker.images import planned_image
 
 # --- reading -----------------------------------------------------------------------------------------
 
@@ -59,6 +60,7 @@ def _read_serving(state: EndpointState, endpoint: dict[str, Any], config: dict[s
     live = _variant(endpoint.get("ProductionVariants", []))
     state.instance_type = variant.get("InstanceType")
     state.instance_count = live.get("CurrentInstanceCount") or variant.get("InitialInstanceCount")
+    state.configured_instance_count = variant.get("InitialInstanceCount")
     capture = config.get("DataCaptureConfig") or {}
     state.data_capture_percent = capture.get("InitialSamplingPercentage", 0) if capture.get("EnableCapture") else 0
     state.model_name = variant.get("ModelName")
@@ -100,48 +102,58 @@ def _read_scaling(state: EndpointState, aws: AwsCaller) -> None:
     state.scaling_policies = [policy["PolicyName"] for policy in policies]
 
 
-def _read_monitoring(state: EndpointState, aws: AwsCaller) -> str | None:
-    """The endpoint's schedule (its name is AgentOps's own), and the job definition it runs."""
+def _read_monitoring(state: EndpointState, aws: AwsCaller) -> None:
+    """The endpoint's schedule (its name is AgentOps's own), when it carries the endpoint's tag."""
     schedule = _describe(
         aws,
         "describe_monitoring_schedule",
         "DescribeMonitoringSchedule",
         MonitoringScheduleName=monitoring_schedule_name(state.endpoint_name),
     )
-    if schedule is None or not _belongs_to(aws, "sagemaker", schedule["MonitoringScheduleArn"], state.endpoint_name):
-        return None
-    state.monitoring_schedule = schedule["MonitoringScheduleName"]
-    return schedule.get("MonitoringScheduleConfig", {}).get("MonitoringJobDefinitionName")
+    if schedule is not None and _belongs_to(aws, "sagemaker", schedule["MonitoringScheduleArn"], state.endpoint_name):
+        state.monitoring_schedule = schedule["MonitoringScheduleName"]
 
 
-def _read_owned(
-    aws: AwsCaller, state: EndpointState, configs: dict[str, dict[str, Any] | None], job_definition: str | None
+def _owned_by_tag(
+    aws: AwsCaller, endpoint: str, kind: str, items: list[dict[str, Any]], name_key: str, arn_key: str, service: str = "sagemaker"
 ) -> list[OwnedResource]:
-    """What AgentOps created for this endpoint: only resources carrying its TAG_ENDPOINT count."""
-    name = state.endpoint_name
-    owned: list[OwnedResource] = []
-    models: list[str] = []
-    for config_name, config in configs.items():
-        if config is None or not _belongs_to(aws, "sagemaker", config["EndpointConfigArn"], name):
-            continue
-        owned.append(OwnedResource(kind="endpoint_config", name=config_name))
-        models += [v["ModelName"] for v in config.get("ProductionVariants", []) if v.get("ModelName") not in models]
-    for model_name in models:
-        model = _describe(aws, "describe_model", "DescribeModel", ModelName=model_name)
-        if model and _belongs_to(aws, "sagemaker", model["ModelArn"], name):
-            owned.append(OwnedResource(kind="model", name=model_name))
-    if job_definition:
-        job = _describe(aws, "describe_data_quality_job_definition", "DescribeDataQualityJobDefinition", JobDefinitionName=job_definition)
-        if job and _belongs_to(aws, "sagemaker", job["JobDefinitionArn"], name):
-            owned.append(OwnedResource(kind="data_quality_job_definition", name=job_definition))
-    alarms = aws.call("cloudwatch", "describe_alarms", {"AlarmNamePrefix": f"{name}-"}, operation="DescribeAlarms", subject=f"{name}-*")[
-        "MetricAlarms"
+    return [OwnedResource(kind=kind, name=item[name_key]) for item in items if _belongs_to(aws, service, item[arn_key], endpoint)]
+
+
+def read_inventory(aws: AwsCaller, endpoint: str) -> list[OwnedResource]:
+    """Everything AgentOps created for this endpoint, over every version it ever deployed: every page of
+    ListEndpointConfigs / ListModels / ListDataQualityJobDefinitions / DescribeAlarms, and of those only
+    what carries TAG_ENDPOINT=endpoint. A name is no proof of ownership (someone may name a config like
+    ours); the tag is. This reads one ListTags per config and model in the account, so only a teardown
+    (which must find every version, not just the two the endpoint remembers) asks for it."""
+    configs = aws.pages("sagemaker", "list_endpoint_configs", {"MaxResults": 100}, "EndpointConfigs", operation="ListEndpointConfigs")
+    models = aws.pages("sagemaker", "list_models", {"MaxResults": 100}, "Models", operation="ListModels")
+    jobs = aws.pages(
+        "sagemaker",
+        "list_data_quality_job_definitions",
+        {"EndpointName": endpoint, "MaxResults": 100},
+        "JobDefinitionSummaries",
+        operation="ListDataQualityJobDefinitions",
+        subject=endpoint,
+    )
+    alarms = aws.pages(
+        "cloudwatch",
+        "describe_alarms",
+        {"AlarmNamePrefix": f"{endpoint}-"},
+        "MetricAlarms",
+        operation="DescribeAlarms",
+        subject=f"{endpoint}-*",
+    )
+    return [
+        *_owned_by_tag(aws, endpoint, "endpoint_config", configs, "EndpointConfigName", "EndpointConfigArn"),
+        *_owned_by_tag(aws, endpoint, "model", models, "ModelName", "ModelArn"),
+        *_owned_by_tag(aws, endpoint, "data_quality_job_definition", jobs, "MonitoringJobDefinitionName", "MonitoringJobDefinitionArn"),
+        *_owned_by_tag(aws, endpoint, "alarm", alarms, "AlarmName", "AlarmArn", service="cloudwatch"),
     ]
-    owned += [OwnedResource(kind="alarm", name=a["AlarmName"]) for a in alarms if _belongs_to(aws, "cloudwatch", a["AlarmArn"], name)]
-    return owned
 
 
-def read_endpoint_state(aws: AwsCaller, endpoint_name: str) -> EndpointState:
+def read_endpoint_state(aws: AwsCaller, endpoint_name: str, *, inventory: bool = False) -> EndpointState:
+    """What runs on the endpoint now; with `inventory`, also every resource AgentOps created for it."""
     endpoint = _describe(aws, "describe_endpoint", "DescribeEndpoint", EndpointName=endpoint_name)
     if endpoint is None:
         return EndpointState(endpoint_name=endpoint_name)
@@ -157,13 +169,19 @@ def read_endpoint_state(aws: AwsCaller, endpoint_name: str) -> EndpointState:
         managed=tags.get(TAG_ENDPOINT) == endpoint_name,
         previous_endpoint_config=tags.get(TAG_PREVIOUS_CONFIG),
     )
-    names = dict.fromkeys(n for n in (state.endpoint_config, state.previous_endpoint_config) if n)
-    configs = {n: _describe(aws, "describe_endpoint_config", "DescribeEndpointConfig", EndpointConfigName=n) for n in names}
-    _read_serving(state, endpoint, configs.get(state.endpoint_config or ""), aws)
+    config = (
+        _describe(aws, "describe_endpoint_config", "DescribeEndpointConfig", EndpointConfigName=state.endpoint_config)
+        if state.endpoint_config
+        else None
+    )
+    _read_serving(state, endpoint, config, aws)
     _read_scaling(state, aws)
     # Only endpoints that capture data can have a schedule (Model Monitor reads the captured traffic).
-    job_definition = _read_monitoring(state, aws) if state.data_capture_percent > 0 else None
-    state.owned = _read_owned(aws, state, configs, job_definition)
+    if state.data_capture_percent > 0:
+        _read_monitoring(state, aws)
+    if inventory:
+        state.owned = read_inventory(aws, endpoint_name)
+        state.inventoried = True
     return state
 
 
@@ -202,7 +220,7 @@ def deployment_diff(
         "endpoint_config": names.endpoint_config,
         "model": names.model,
         "model_data_url": config.model_data_url,
-        "image_uri": config.image_uri or settings.default_image_uri,
+        "image_uri": planned_image(config.image_uri, config.instance_type, settings),
         "instance_type": config.instance_type,
         "instance_count": config.instance_count,
         "autoscaling": f"{config.autoscaling_min}-{config.autoscaling_max}" if config.autoscaling_enabled else None,
@@ -221,6 +239,55 @@ def deployment_diff(
         "vpc_subnet_ids": current.vpc_subnet_ids if current.exists else None,
     }
     return [FieldChange(field=key, current=now[key], planned=value) for key, value in planned.items() if now[key] != value]
+
+
+def fleet_unchanged(config: DeploymentConfig, settings: Settings, current: EndpointState, vpc: dict[str, list[str]] | None) -> bool:
+    """The endpoint already serves what the plan asks for: same model data, image, instance type and count,
+    autoscaling, data capture, network and monitoring, settled (InService, no update under way) and ours.
+    The traffic-shifting strategy is not compared: it says how to move to a new fleet, and there is none."""
+    if not (current.exists and current.managed and current.status == "InService" and current.pending_endpoint_config is None):
+        return False
+    try:
+        image = planned_image(config.image_uri, config.instance_type, settings)
+    except AgentOpsError:
+        return False  # the plan cannot even name its image: not "the same" as anything
+    scaling = (config.autoscaling_min, config.autoscaling_max) if config.autoscaling_enabled else None
+    same_model = (
+        current.model_name is not None
+        and current.model_name.rsplit("-", 1)[0] == resource_names("00000000-0000-0000-0000-000000000000", config).model.rsplit("-", 1)[0]
+    )
+    return (
+        same_model
+        and current.model_data_url == config.model_data_url
+        and current.image_uri == image
+        and current.instance_type == config.instance_type
+        and (current.configured_instance_count or current.instance_count) == config.instance_count
+        and ((current.autoscaling_min, current.autoscaling_max) if current.autoscaled else None) == scaling
+        and current.data_capture_percent == config.data_capture_percent
+        and sorted(current.vpc_subnet_ids) == sorted((vpc or {}).get("Subnets", []))
+        and (current.monitoring_schedule is not None) == config.enable_model_monitor
+    )
+
+
+def no_change(config: DeploymentConfig, current: EndpointState) -> Change:
+    count = current.configured_instance_count or current.instance_count
+    summary = (
+        f"already running {config.model_name} on {count} x {current.instance_type} "
+        f"(endpoint {config.endpoint_name}, config {current.endpoint_config}): nothing to change"
+    )
+    return Change(action="no_change", known=True, summary=summary, current=current.model_dump(mode="json"))
+
+
+def scaling_notes(calls: list[AwsCall], current: EndpointState) -> list[str]:
+    """What an approver should know about autoscaling around the switch."""
+    if not any(c["operation"] == "DeregisterScalableTarget" for c in calls):
+        return []
+    again = any(c["operation"] == "RegisterScalableTarget" for c in calls)
+    return [
+        f"autoscaling ({current.autoscaling_min}-{current.autoscaling_max} instances) is deregistered for the switch "
+        + ("and registered again once the endpoint is InService" if again else "and not registered again: the plan has none")
+        + "; if the switch fails it is put back as it was"
+    ]
 
 
 def unknown_change(config: PlanConfig) -> Change:
@@ -246,6 +313,8 @@ def plan_change(
     did not create, nothing to roll back to) says why in `error`: the deploy step will refuse it."""
     if current is None:
         return unknown_change(config)
+    if isinstance(config, DeploymentConfig) and fleet_unchanged(config, settings, current, vpc):
+        return no_change(config, current)
     snapshot = current.model_dump(mode="json")
     action = ("update" if current.exists else "create") if isinstance(config, DeploymentConfig) else config.action
     try:
@@ -267,12 +336,16 @@ def plan_change(
             summary = f"update endpoint {name} ({current.status}) from {now} to {target}, {config.deployment_strategy.replace('_', ' ')}"
         else:
             summary = f"create endpoint {name} with {target}: nothing runs there now"
-        return Change(action=action, known=True, summary=summary, current=snapshot, diff=diff)
+        return Change(
+            action=action, known=True, summary=summary, current=snapshot, diff=diff, warnings=scaling_notes(planned.calls, current)
+        )
     if config.action == "rollback":
         target_config = rollback_target(config, current)
         diff = [FieldChange(field="endpoint_config", current=current.endpoint_config, planned=target_config)]
         summary = f"roll back endpoint {name} ({current.status}) from {current.endpoint_config} to {target_config}"
-        return Change(action="rollback", known=True, summary=summary, current=snapshot, diff=diff)
+        return Change(
+            action="rollback", known=True, summary=summary, current=snapshot, diff=diff, warnings=scaling_notes(planned.calls, current)
+        )
     removes = [removal(call) for call in planned.calls]
     summary = f"tear down endpoint {name}: delete {len(removes)} resources AgentOps created for it"
     return Change(action="teardown", known=True, summary=summary, current=snapshot, removes=removes)

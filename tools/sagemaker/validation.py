@@ -4,11 +4,14 @@ to the server."""
 
 from __future__ import annotations
 
+import json
 import math
 import re
 from functools import cache
+from pathlib import Path
 from typing import Any
 
+import botocore
 import botocore.session
 from botocore import xform_name
 from botocore.exceptions import UnknownServiceError
@@ -16,6 +19,7 @@ from botocore.model import OperationModel, OperationNotFoundError, ServiceModel,
 from botocore.validate import ParamValidator
 
 from agentops.errors import AgentOpsError
+from agentops.shapes import SHAPES_FILE, FieldRule, ShapeRules
 from tools.sagemaker.calls import AwsCall
 
 # --- validation --------------------------------------------------------------------------------------
@@ -112,3 +116,49 @@ def validate_calls(calls: list[AwsCall]) -> None:
             problems = constraint_problems(call["params"], operation.input_shape, "")
         if problems:
             raise AgentOpsError(f"{call['service']} {call['operation']} rejected: " + "; ".join(problems))
+
+
+# --- the shape rules the guardrail checks (agentops/shapes.py) ------------------------------------------------
+
+# Config field -> (service, operation, member path) of the API member the deployer puts it in.
+SHAPE_SOURCES: dict[str, tuple[str, str, str]] = {
+    "endpoint_name": ("sagemaker", "CreateEndpoint", "EndpointName"),
+    "target_endpoint_config": ("sagemaker", "UpdateEndpoint", "EndpointConfigName"),
+    "image_uri": ("sagemaker", "CreateModel", "PrimaryContainer.Image"),
+    "model_data_url": ("sagemaker", "CreateModel", "PrimaryContainer.ModelDataUrl"),
+    "instance_type": ("sagemaker", "CreateEndpointConfig", "ProductionVariants.InstanceType"),
+}
+
+
+def member_shape(service: str, operation: str, path: str) -> Shape:
+    shape = service_model(service).operation_model(operation).input_shape
+    for key in path.split("."):
+        shape = shape.members[key]
+        while shape.type_name == "list":
+            shape = shape.member
+    return shape
+
+
+def shape_rules() -> ShapeRules:
+    """The rules, from the installed botocore's service models."""
+    fields = {}
+    for field, (service, operation, path) in SHAPE_SOURCES.items():
+        limits = member_shape(service, operation, path).metadata
+        pattern = limits.get("pattern")
+        fields[field] = FieldRule(
+            source=f"{service} {operation} {path}",
+            max_length=limits.get("max"),
+            # Java patterns Python cannot compile are left to the deployer's check (see compiled_pattern).
+            pattern=pattern if pattern is not None and compiled_pattern(pattern) is not None else None,
+            enum=limits.get("enum"),
+        )
+    return ShapeRules(botocore=botocore.__version__, fields=fields)
+
+
+def write_shape_rules(path: Path = SHAPES_FILE) -> None:
+    path.write_text(json.dumps(shape_rules().model_dump(mode="json", exclude_none=True), indent=1) + "\n")
+
+
+if __name__ == "__main__":  # python -m tools.sagemaker.validation: regenerate agentops/sagemaker_shapes.json
+    write_shape_rules()
+    print(f"wrote {SHAPES_FILE}")

@@ -185,7 +185,7 @@ def require_postgres(url: str, timeout: float = 5) -> None:
     import psycopg
     from psycopg.conninfo import conninfo_to_dict
 
-    from agentops.errors import AgentOpsError
+    from agentops.errors import EnvironmentProblem
 
     try:
         with psycopg.connect(url, connect_timeout=timeout):
@@ -194,7 +194,7 @@ def require_postgres(url: str, timeout: float = 5) -> None:
         info = conninfo_to_dict(url)  # named without the password
         where = f"{info.get('host', 'localhost')}:{info.get('port', 5432)}/{info.get('dbname', '')}"
         reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        raise AgentOpsError(f"cannot connect to the database at {where} (AGENTOPS_DATABASE_URL): {reason}") from None
+        raise EnvironmentProblem(f"cannot connect to the database at {where} (AGENTOPS_DATABASE_URL): {reason}") from None
 
 
 def postgres_reachable(url: str, timeout: float = 3) -> bool:

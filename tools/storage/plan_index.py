@@ -184,15 +184,26 @@ class PlanIndex:
         rows = self._select("SELECT * FROM plans WHERE plan_id = ?", (plan_id,))
         return _summary(rows[0]) if rows else None
 
-    def list(self, status: str | None = None, env: str | None = None, requester: str | None = None, limit: int = 100) -> list[PlanSummary]:
+    def list(
+        self, status: str | None = None, env: str | None = None, requester: str | None = None, limit: int = 100, sort: str = "created"
+    ) -> list[PlanSummary]:
+        """Plans, newest first (`sort="created"`) or the soonest approval deadline first (`sort="expires"`)."""
         clauses, params = [], []
         for column, value in (("status", status), ("env", env), ("requester", requester)):
             if value is not None:
                 clauses.append(f"{column} = ?")
                 params.append(value)
         where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
-        rows = self._select(f"SELECT * FROM plans {where} ORDER BY created_at DESC LIMIT ?", (*params, limit))
+        rows = self._select(f"SELECT * FROM plans {where} ORDER BY {_ORDER[sort]} LIMIT ?", (*params, limit))
         return [_summary(row) for row in rows]
+
+    def resolve_prefix(self, prefix: str, limit: int = 10) -> list[str]:
+        """Ids of the plans whose id starts with `prefix` (at most `limit`, newest first): one id means unique."""
+        rows = self._select(
+            "SELECT plan_id FROM plans WHERE substr(plan_id, 1, ?) = ? ORDER BY created_at DESC, plan_id LIMIT ?",
+            (len(prefix), prefix, limit),
+        )
+        return [row["plan_id"] for row in rows]
 
     # --- runs in flight ---------------------------------------------------------------------------------
 
@@ -219,6 +230,13 @@ class PlanIndex:
             )
             row = conn.execute("SELECT plan_id, request_hash FROM idempotency_keys WHERE scope = ? AND key = ?", (scope, key)).fetchone()
         return row["plan_id"], row["request_hash"]
+
+
+_ORDER = {
+    "created": "created_at DESC, plan_id",
+    # Plans without a deadline (never asked for approval) after those with one.
+    "expires": "CASE WHEN expires_at IS NULL THEN 1 ELSE 0 END, expires_at, created_at, plan_id",
+}
 
 
 def _summary(row: Any) -> PlanSummary:
