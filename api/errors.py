@@ -1,7 +1,10 @@
 """Every error the service answers with has one shape: `{"error": code, "message": sentence, "fields": [...]}`.
 
-A refusal is a 4xx that says why; nothing else reaches the client. An unexpected exception is logged
-with its traceback here and answered with a 500 that carries only an id to find it in the log.
+A refusal is a 4xx that says why; nothing else reaches the client. A database that is full, locked or
+unreachable (or another EnvironmentProblem) is a 503 in one line: the request may be retried once the
+machine is fixed, and nothing half-made stays behind (a plan cut off is failed or continued at start-up).
+An unexpected exception is logged with its traceback here and answered with a 500 that carries only an id
+to find it in the log.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from agentops.errors import AgentOpsError, Conflict, Forbidden, NotFound
+from agentops.errors import AgentOpsError, Conflict, EnvironmentProblem, Forbidden, NotFound
 
 logger = logging.getLogger("agentops.api")
 
@@ -39,6 +42,7 @@ def _domain_status(exc: AgentOpsError) -> tuple[int, str]:
     from app.service import RequestExpired  # the service imports the graph; keep this module light
 
     for kind, status, code in (
+        (EnvironmentProblem, 503, "unavailable"),
         (NotFound, 404, "not_found"),
         (Forbidden, 403, "forbidden"),
         (RequestExpired, 409, "expired"),
@@ -75,8 +79,28 @@ def install(app: FastAPI) -> None:
         code = {400: "bad_request", 404: "not_found", 405: "method_not_allowed", 413: "too_large"}.get(exc.status_code, "http_error")
         return JSONResponse(error_body(code, str(exc.detail)), exc.status_code, headers=getattr(exc, "headers", None))
 
-    @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception) -> JSONResponse:
+        from app.service import out_of_service
+
+        if out_of_service(exc):
+            reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            logger.error("unavailable on %s %s: %s: %s", request.method, request.url.path, type(exc).__name__, reason)
+            return JSONResponse(error_body("unavailable", f"the service's database cannot be used now ({reason}); try again later"), 503)
         incident = uuid.uuid4().hex[:12]
         logger.exception("internal error %s on %s %s", incident, request.method, request.url.path)
         return JSONResponse(error_body("internal", f"internal error (incident {incident}); it is logged on the server"), 500)
+
+    # The database's own errors get handlers of their own: the catch-all below answers too, but Starlette
+    # then re-raises the exception to the server, which logs a traceback for what is a full disk.
+    for kind in _database_errors():
+        app.add_exception_handler(kind, unexpected)
+    app.add_exception_handler(Exception, unexpected)
+
+
+def _database_errors() -> tuple[type[Exception], ...]:
+    import sqlite3
+
+    import psycopg
+    from psycopg_pool import PoolTimeout
+
+    return (sqlite3.OperationalError, psycopg.OperationalError, PoolTimeout)

@@ -10,7 +10,7 @@ import json
 from collections.abc import AsyncIterator
 from typing import Any
 
-from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi import APIRouter, Depends, Header, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import StreamingResponse
 
@@ -110,7 +110,19 @@ def accepted(view: dict[str, Any], running: bool) -> PlanAccepted:
     return PlanAccepted.model_validate(view | {"running": running, "links": _links(view["plan_id"])})
 
 
-async def _submit(request: Request, response: Response, body: IntentIn, caller: Principal) -> PlanAccepted:
+# A client that retries after a timeout or a 5xx sends the same key: it gets the first plan, never a second one.
+IdempotencyKey = Header(
+    None,
+    alias="Idempotency-Key",
+    min_length=1,
+    max_length=200,
+    pattern=r"^[\x21-\x7e]+$",
+    description="Any unique string per request (a UUID): a retry with the same key and body answers with the first "
+    "plan instead of making a second; the same key with another body is refused (409).",
+)
+
+
+async def _submit(request: Request, response: Response, body: IntentIn, caller: Principal, key: str | None = None) -> PlanAccepted:
     orchestrator, metrics = _orchestrator(request), _metrics(request)
     environments = orchestrator.deps.policy.environments
     if body.env not in environments:
@@ -130,16 +142,22 @@ async def _submit(request: Request, response: Response, body: IntentIn, caller: 
     except AgentOpsError:
         metrics.intents.labels(env=body.env, outcome="refused").inc()
         raise
+    if key is not None:
+        plan = await orchestrator.aaccept(plan, key)
     run = _runs(request).start(plan["plan_id"], lambda on_task: orchestrator.arun(plan, on_task))
     answer = await _answer(request, response, run, plan["plan_id"], 201)
     metrics.intents.labels(env=body.env, outcome=answer.status).inc()
     return answer
 
 
-async def _decide(request: Request, response: Response, plan_id: str, body: DecisionIn, caller: Principal) -> PlanAccepted:
+async def _decide(
+    request: Request, response: Response, plan_id: str, body: DecisionIn, caller: Principal, key: str | None = None
+) -> PlanAccepted:
     orchestrator = _orchestrator(request)
     approver = Caller(caller.name, caller.roles)  # who decides: the authenticated caller, with the roles it was granted
-    run = _runs(request).start(plan_id, lambda on_task: orchestrator.adecide(plan_id, approver, body.approved, body.reason, on_task))
+    run = _runs(request).start(
+        plan_id, lambda on_task: orchestrator.adecide(plan_id, approver, body.approved, body.reason, on_task, idempotency_key=key)
+    )
     return await _answer(request, response, run, plan_id, 200)
 
 
@@ -172,13 +190,17 @@ _DECIDED = {
     responses={**_ACCEPTED, **errors(400, 413, 422)},
 )
 async def create_plan(
-    body: IntentIn, request: Request, response: Response, caller: Principal = Depends(require("requester"))
+    body: IntentIn,
+    request: Request,
+    response: Response,
+    caller: Principal = Depends(require("requester")),
+    idempotency_key: str | None = IdempotencyKey,
 ) -> PlanAccepted:
     """Plan, check against policy and, where policy allows without a human, deploy (dry-run by default).
 
     The requester is the caller. The answer comes when the run pauses for approval, ends (blocked,
     deployed), or starts deploying — then with 202 and `links.stream` to follow it."""
-    return await _submit(request, response, body, caller)
+    return await _submit(request, response, body, caller, idempotency_key)
 
 
 @router.get(
@@ -253,12 +275,17 @@ def list_decisions(plan_id: PlanId, request: Request, caller: Principal = Depend
     responses={**_DECIDED, **errors(400, 404, 409, 413, 422)},
 )
 async def create_decision(
-    plan_id: PlanId, body: DecisionIn, request: Request, response: Response, caller: Principal = Depends(require("approver"))
+    plan_id: PlanId,
+    body: DecisionIn,
+    request: Request,
+    response: Response,
+    caller: Principal = Depends(require("approver")),
+    idempotency_key: str | None = IdempotencyKey,
 ) -> PlanAccepted:
     """The approver is the caller, never the requester, and decides once. Where the policy asks for two
     approvers the plan stays pending after the first approval. A rejection needs a reason. Refusals change
     nothing: 403 (own plan), 404, 409 (decided, expired, not waiting, approved by you already), 422."""
-    return await _decide(request, response, plan_id, body, caller)
+    return await _decide(request, response, plan_id, body, caller, idempotency_key)
 
 
 @router.get(
@@ -353,10 +380,14 @@ async def approvals(request: Request, caller: Principal = Depends(require("viewe
     responses={**_ACCEPTED, **errors(400, 413, 422)},
 )
 async def seed_intent(
-    body: SeedIntentIn, request: Request, response: Response, caller: Principal = Depends(require("requester"))
+    body: SeedIntentIn,
+    request: Request,
+    response: Response,
+    caller: Principal = Depends(require("requester")),
+    idempotency_key: str | None = IdempotencyKey,
 ) -> PlanAccepted:
     _same_person(body.user, caller, "requester")
-    return await _submit(request, response, body, caller)
+    return await _submit(request, response, body, caller, idempotency_key)
 
 
 @router.post(
@@ -367,10 +398,14 @@ async def seed_intent(
     responses={**_DECIDED, **errors(400, 404, 409, 413, 422)},
 )
 async def seed_approve(
-    body: SeedApproveIn, request: Request, response: Response, caller: Principal = Depends(require("approver"))
+    body: SeedApproveIn,
+    request: Request,
+    response: Response,
+    caller: Principal = Depends(require("approver")),
+    idempotency_key: str | None = IdempotencyKey,
 ) -> PlanAccepted:
     _same_person(body.approver, caller, "approver")
-    return await _decide(request, response, body.plan_id, body, caller)
+    return await _decide(request, response, body.plan_id, body, caller, idempotency_key)
 
 
 @router.get(

@@ -21,7 +21,7 @@ from typing import Any
 
 from agentops.errors import AgentOpsError
 from api.observe import Observer
-from app.service import TaskObserver
+from app.service import TaskObserver, out_of_service
 
 logger = logging.getLogger("agentops.api")
 
@@ -151,5 +151,8 @@ def _log_failure(task: asyncio.Task) -> None:
     if task.cancelled():
         return
     exc = task.exception()
-    if exc is not None and not isinstance(exc, AgentOpsError):
+    if exc is not None and out_of_service(exc):
+        # A full disk or a lost database: one line (the request answered 503); start-up finishes the plan.
+        logger.error("background run %s stopped: %s: %s", task.get_name(), type(exc).__name__, exc)
+    elif exc is not None and not isinstance(exc, AgentOpsError):
         logger.error("background run %s failed", task.get_name(), exc_info=exc)

@@ -3,41 +3,56 @@
 Input is checked here before anything runs, so bad input changes nothing. Decisions go through the plan
 index's conditional update first (one winner among racing approvers), then resume the paused run.
 
-One plan's thread is driven by one caller at a time: an asyncio lock per plan within a process, and the
-database's lock on the plan (Postgres: an advisory lock) across processes and replicas. `resume` /
-`recover` finish what a process that died left unfinished, from the last checkpoint and the index.
+One implementation, async (`Orchestrator`); the CLI drives the same coroutines through a blocking portal
+(`Orchestrator.open` -> `BlockingOrchestrator`: an event loop on a private thread).
 
-Each command has a synchronous form (CLI: `invoke`/`get_state` on SqliteSaver) and an async one (HTTP:
-`astream`/`aget_state` on AsyncSqliteSaver; `astream` is `ainvoke` that also reports each node). The
-checks live in the shared `_`-methods below; the two forms differ only in how they drive the graph.
+One plan's thread is driven by one caller at a time: an asyncio lock per plan within a process, and the
+database's lock on the plan (Postgres: an advisory lock) across processes and replicas.
+
+Crashes. The checkpoint is the source of truth, and the plan index and audit log never run ahead of it:
+- runs use durability="sync": a step's checkpoint is stored before the next step starts, so when the
+  audit node writes the index and the audit log, the state it writes from is already durable (a crash
+  after its writes re-runs it from that checkpoint; its writes are idempotent);
+- a plan's index row is written before its first checkpoint, and every drive is marked in the index
+  (`plan_runs`) until it pauses or ends. At start-up `recover` looks at every plan marked or left in an
+  unfinished status and continues it from its checkpoint, or — with no checkpoint at all (killed before
+  the first step was saved, a full disk) — ends it `failed` with the reason, through the audit node.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import json
 import logging
+import sqlite3
 import uuid
 import weakref
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import AbstractContextManager, asynccontextmanager, contextmanager
 from typing import Any
 
+import psycopg
+from anyio.from_thread import BlockingPortal, start_blocking_portal
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.checkpoint.memory import InMemorySaver
+from langgraph.runtime import Runtime
 from langgraph.types import Command
 
 from agentops.approval import APPROVER_ROLES, Answer, Caller, check_answer, check_approver, parse_answer
-from agentops.errors import AgentOpsError, Conflict, NotFound
+from agentops.errors import AgentOpsError, Conflict, EnvironmentProblem, NotFound
 from agentops.guardrails import check_config
 from agentops.intake import check_request
+from agentops.policy import person_key
 from agentops.ports import Dependencies
 from agentops.schemas import Decision, GuardrailReport, PlanSummary
 from agentops.settings import Settings
 from graph.context import run_config
 from graph.state import PlanState
-from graph.wiring import build_dependencies, open_async_checkpointer, open_checkpointer
+from graph.wiring import build_dependencies, open_async_checkpointer
 from graph.workflow import build_graph
 from nodes.approval import decisions_in
+from nodes.audit import audit as write_the_record
 from tools.storage.plan_index import SqlitePlanIndex
 
 # The fields of a plan a person or a script reads; state internals (events) stay out.
@@ -88,11 +103,37 @@ _EXPIRED = Command(resume={"expired": True})
 
 logger = logging.getLogger("agentops")
 
-# Statuses a plan can be left in by a process that died; `recover` looks at these.
+# Statuses a plan can be left in by a process that died; `recover` looks at these (and at runs marked in flight).
 UNFINISHED_STATUSES = ("planning", "pending_approval", "approved", "deploying")
 _WAITS_FOR_A_HUMAN = object()  # `_next_input`: nothing to do until someone decides
 MIN_ID_PREFIX = 6  # the shortest part of a plan id the CLI accepts (tables never show less)
 _MAX_RESUME_STEPS = 20  # a bound on re-driving one plan (each step is one stored decision or one continuation)
+NEVER_SAVED = "the service stopped before the plan's first step was saved (killed, or the disk was full); nothing ran: submit it again"
+
+
+def transient(exc: BaseException) -> bool:
+    """A lost database connection (Postgres restarted, a pooled connection terminated): worth one retry."""
+    return isinstance(exc, psycopg.OperationalError)
+
+
+def out_of_service(exc: BaseException) -> bool:
+    """The machine, not the request, stops this: a database that is full, locked, unreachable or gone."""
+    if isinstance(exc, EnvironmentProblem | psycopg.OperationalError):
+        return True
+    if isinstance(exc, sqlite3.OperationalError):
+        return any(
+            reason in str(exc) for reason in ("disk is full", "database is locked", "unable to open", "disk I/O error", "readonly database")
+        )
+    try:
+        from psycopg_pool import PoolTimeout
+    except ImportError:  # pragma: no cover - psycopg_pool ships with the postgres extra
+        return False
+    return isinstance(exc, PoolTimeout)
+
+
+def request_hash(kind: str, **fields: Any) -> str:
+    """What an Idempotency-Key is bound to: the operation and its input, canonically."""
+    return hashlib.sha256(json.dumps({"kind": kind, **fields}, sort_keys=True, default=str).encode()).hexdigest()
 
 
 def resolve_plan_id(index: SqlitePlanIndex, text: str) -> str:
@@ -112,27 +153,30 @@ def resolve_plan_id(index: SqlitePlanIndex, text: str) -> str:
 
 
 class Orchestrator:
+    """The service: every command, async. `open` gives the CLI a blocking form of the same object."""
+
     def __init__(self, deps: Dependencies, checkpointer: BaseCheckpointSaver, plan_index: SqlitePlanIndex):
         self.deps = deps
         self.index = plan_index
         self.graph = build_graph(checkpointer)
-        # Async callers drive a plan's thread from one task at a time; asyncio locks per plan (dropped when
-        # nobody holds or waits for them). Sync callers are one process, one command.
+        # Drives of a plan's thread come from one task at a time; asyncio locks per plan (dropped when
+        # nobody holds or waits for them), then the database's lock across processes.
         self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
 
     @classmethod
-    @contextmanager
-    def open(cls, settings: Settings) -> Iterator[Orchestrator]:
-        deps = build_dependencies(settings)
-        with open_checkpointer(settings) as checkpointer:
+    @asynccontextmanager
+    async def aopen(cls, settings: Settings, deps: Dependencies | None = None) -> AsyncIterator[Orchestrator]:
+        """The service on the configured stores (`deps` replaces the real dependencies: tests)."""
+        deps = deps or build_dependencies(settings)
+        async with open_async_checkpointer(settings) as checkpointer:
             yield cls(deps, checkpointer, deps.plan_index)
 
     @classmethod
-    @asynccontextmanager
-    async def aopen(cls, settings: Settings) -> AsyncIterator[Orchestrator]:
-        deps = build_dependencies(settings)
-        async with open_async_checkpointer(settings) as checkpointer:
-            yield cls(deps, checkpointer, deps.plan_index)
+    @contextmanager
+    def open(cls, settings: Settings, deps: Dependencies | None = None) -> Iterator[BlockingOrchestrator]:
+        """The same service for synchronous callers (the CLI): its event loop runs on a private thread."""
+        with start_blocking_portal() as portal, portal.wrap_async_context_manager(cls.aopen(settings, deps)) as core:
+            yield BlockingOrchestrator(core, portal)
 
     # --- input -----------------------------------------------------------------------------------
 
@@ -141,36 +185,38 @@ class Orchestrator:
         request = check_request(intent, env, requester, constraints, self.deps.policy)
         return PlanState(plan_id=uuid.uuid4().hex, created_at=self.deps.clock().isoformat(), events=[], **request)
 
+    async def aaccept(self, plan: PlanState, idempotency_key: str) -> PlanState:
+        """The plan a submission carrying `idempotency_key` stands for: `plan` on the key's first use, the
+        first plan (its id) when the requester sent the same request with it before. The same key with
+        another request is a Conflict. `arun` on the result is safe however often the client retries."""
+        digest = request_hash("plan", intent=plan["intent"], env=plan["env"], constraints=plan.get("constraints") or {})
+        scope = f"plans:{person_key(plan['requester'])}"
+        plan_id, first_digest = await asyncio.to_thread(
+            self.index.claim_key, scope, idempotency_key, digest, plan["plan_id"], self.deps.clock()
+        )
+        if first_digest != digest:
+            raise Conflict("this Idempotency-Key was used with a different request: send a new key for a new request")
+        return PlanState(**(plan | {"plan_id": plan_id}))
+
     # --- commands --------------------------------------------------------------------------------
 
-    def preview(self, intent: str, env: str, requester: str = "anonymous", constraints: dict[str, Any] | None = None) -> dict[str, Any]:
+    async def apreview(
+        self, intent: str, env: str, requester: str = "anonymous", constraints: dict[str, Any] | None = None
+    ) -> dict[str, Any]:
         """Retrieve, plan, resolve and check with no side effects: the workflow itself, with the same
         routing (re-plan rounds included), run on a throwaway in-memory checkpointer and stopped before
         its first write — the audit node."""
         state = self.new_plan(intent, env, requester, constraints)
         config = self._thread(state["plan_id"], _requester(state))
         dry_graph = build_graph(InMemorySaver(), interrupt_before=["audit"])
-        dry_graph.invoke(state, config, context=self.deps)
+        await dry_graph.ainvoke(state, config, context=self.deps)
         # The throwaway run's id names nothing that exists: leave it out rather than invite `show` on it.
-        return {k: v for k, v in plan_view(dry_graph.get_state(config).values).items() if k != "plan_id"}
+        return {k: v for k, v in plan_view((await dry_graph.aget_state(config)).values).items() if k != "plan_id"}
 
     def validate(self, config: dict[str, Any], env: str) -> GuardrailReport:
         if env not in self.deps.policy.environments:
             raise AgentOpsError(f"unknown environment '{env}': expected one of {', '.join(self.deps.policy.environments)}")
         return check_config(config, env, self.deps.policy)
-
-    def run(self, intent: str, env: str, requester: str, constraints: dict[str, Any] | None = None) -> dict[str, Any]:
-        state = self.new_plan(intent, env, requester, constraints)
-        self.graph.invoke(state, self._thread(state["plan_id"], _requester(state)), context=self.deps)
-        return self.show(state["plan_id"])
-
-    def show(self, plan_id: str) -> dict[str, Any]:
-        return self._view(plan_id, self.graph.get_state(self._thread(plan_id)))
-
-    def approvals(self, env: str | None = None, sort: str = "expires") -> list[PlanSummary]:
-        """Plans waiting for a decision, the soonest deadline first unless `sort="created"` (newest first)."""
-        self.expire_overdue()
-        return self.index.list(status="pending_approval", env=env, sort=sort, limit=10_000)
 
     def plans(
         self, status: str | None = None, env: str | None = None, limit: int = 100, requester: str | None = None, sort: str = "created"
@@ -180,83 +226,81 @@ class Orchestrator:
     def resolve_id(self, text: str) -> str:
         return resolve_plan_id(self.index, text)
 
-    def decide(self, plan_id: str, approver: str | Caller, approved: bool, reason: str = "") -> dict[str, Any]:
-        """`approver` is the authenticated caller; a plain name is the local operator of the CLI, who holds the
-        database and so every role (agentops approve --as NAME)."""
-        approver = _as_approver(approver)
-        decision = self._decision(plan_id, approver, approved, reason)
-        config = self._thread(plan_id, approver)
-        with self._exclusive(plan_id):
-            try:
-                command = self._claim(plan_id, decision, self.graph.get_state(config).next)
-            except RequestExpired:
-                self.graph.invoke(_EXPIRED, config, context=self.deps)
-                raise
-            self.graph.invoke(command, config, context=self.deps)
-        return self.show(plan_id)
-
-    def expire_overdue(self) -> list[str]:
-        """Expire every overdue request; the paused runs end as `expired`. The ids this call expired."""
-        expired = self._claim_expiries()
-        for plan_id in expired:
-            config = self._thread(plan_id)
-            with self._exclusive(plan_id):
-                if "approval" in self.graph.get_state(config).next:
-                    self.graph.invoke(_EXPIRED, config, context=self.deps)
-        return expired
-
-    def resume(self, plan_id: str) -> dict[str, Any]:
-        """Continue a plan a dead process left unfinished: from its last checkpoint, with any decision the
-        index holds that the paused run has not seen yet (the process died between the two). A plan that
-        waits for a human, or has ended, is left as it is. Safe to repeat, and to run on several replicas."""
-        config = self._thread(plan_id)
-        with self._exclusive(plan_id):
-            for _ in range(_MAX_RESUME_STEPS):
-                graph_input, decided_by = self._next_input(plan_id, self.graph.get_state(config))
-                if graph_input is _WAITS_FOR_A_HUMAN:
-                    break
-                self.graph.invoke(graph_input, self._thread(plan_id, decided_by), context=self.deps)
-        return self.show(plan_id)
-
-    def recover(self) -> list[str]:
-        """`resume` every plan the index lists as unfinished; the ids looked at. One plan's failure is
-        logged and does not stop the others."""
-        plan_ids = self._unfinished()
-        for plan_id in plan_ids:
-            try:
-                self.resume(plan_id)
-            except Exception as exc:  # one line: `agentops resume --all` shows its log to a person
-                logger.error("resuming plan %s failed: %s: %s", plan_id, type(exc).__name__, exc)
-        return plan_ids
-
-    # --- async forms (HTTP): the same checks, the graph driven with astream/aget_state ---------------
-
     async def ashow(self, plan_id: str) -> dict[str, Any]:
-        return self._view(plan_id, await self.graph.aget_state(self._thread(plan_id)))
+        snapshot = await self.graph.aget_state(self._thread(plan_id))
+        if not snapshot.values:
+            # Accepted, but its first checkpoint is not saved (being started, or cut off by a crash or a
+            # full disk until start-up fails it): the index row is all there is, and it is shown, not a 404.
+            summary = await asyncio.to_thread(self.index.get, plan_id)
+            if summary is not None:
+                return summary.model_dump(mode="json") | {"approvals": [], "approvers_required": 0, "waiting_for": []}
+        return self._view(plan_id, snapshot)
 
     async def arun(self, plan: PlanState, on_task: TaskObserver | None = None) -> dict[str, Any]:
-        """Run a plan made by `new_plan` until it pauses or ends."""
-        async with self._drive_lock(plan["plan_id"]):
-            await self._adrive(plan["plan_id"], plan, on_task, _requester(plan))
-        return await self.ashow(plan["plan_id"])
+        """Run a plan made by `new_plan` (or `aaccept`) until it pauses or ends. A plan that exists already
+        (a retried submission) is not started again: it is continued if a dead process left it mid-run."""
+        plan_id = plan["plan_id"]
+        async with self._drive_lock(plan_id):
+            if (await self.graph.aget_state(self._thread(plan_id))).values:
+                await self._acontinue(plan_id, on_task)
+            else:
+                # The row first: a plan that never reaches its first checkpoint is still found (and failed) at start-up.
+                await asyncio.to_thread(self.index.record, {**plan, "status": "planning", "updated_at": self.deps.clock().isoformat()})
+                try:
+                    await self._adrive(plan_id, plan, on_task, _requester(plan))
+                except Exception:
+                    await self._afail_if_never_saved(plan_id, on_task)
+                    raise
+        return await self.ashow(plan_id)
 
     async def adecide(
-        self, plan_id: str, approver: str | Caller, approved: bool, reason: str = "", on_task: TaskObserver | None = None
+        self,
+        plan_id: str,
+        approver: str | Caller,
+        approved: bool,
+        reason: str = "",
+        on_task: TaskObserver | None = None,
+        idempotency_key: str | None = None,
     ) -> dict[str, Any]:
+        """Record a decision and resume the run with it. `approver` is the authenticated caller; a plain name
+        is the local operator of the CLI, who holds the database and so every role (agentops approve --as
+        NAME). With `idempotency_key`, a retry of a decision that was recorded answers the plan as it stands
+        (continuing the run if the first attempt died before it did); the same key with another decision is
+        a Conflict."""
         approver = _as_approver(approver)
+        if idempotency_key is not None:
+            # Retries of one key queue on the plan's lock, so each sees whether the first recorded its decision.
+            async with self._drive_lock(plan_id):
+                if await self._adecided_before(plan_id, approver.identity, approved, reason, idempotency_key):
+                    await self._acontinue(plan_id, on_task)
+                else:
+                    decision = await asyncio.to_thread(self._decision, plan_id, approver, approved, reason)
+                    await self._aclaim_and_drive(plan_id, decision, on_task, approver)
+            return await self.ashow(plan_id)
         decision = await asyncio.to_thread(self._decision, plan_id, approver, approved, reason)
         # Waits while an earlier step of this plan (its first run, another approver's decision) is still running.
         async with self._drive_lock(plan_id):
-            waiting_for = (await self.graph.aget_state(self._thread(plan_id))).next
-            try:
-                command = await asyncio.to_thread(self._claim, plan_id, decision, waiting_for)
-            except RequestExpired:
-                await self._adrive(plan_id, _EXPIRED, on_task)
-                raise
-            await self._adrive(plan_id, command, on_task, approver)
+            await self._aclaim_and_drive(plan_id, decision, on_task, approver)
         return await self.ashow(plan_id)
 
+    async def _aclaim_and_drive(self, plan_id: str, decision: Decision, on_task: TaskObserver | None, approver: Caller) -> None:
+        """With the plan's lock held: claim the decision in the index, then resume the run with it."""
+        waiting_for = (await self.graph.aget_state(self._thread(plan_id))).next
+        # Marked before the claim: a process dying between the claim (say `rejected`, a terminal status) and
+        # the resumed run is found at start-up, which resumes the run with the stored decision.
+        await asyncio.to_thread(self.index.mark_running, plan_id, self.deps.clock())
+        try:
+            command = await asyncio.to_thread(self._claim, plan_id, decision, waiting_for)
+        except RequestExpired:
+            await self._adrive(plan_id, _EXPIRED, on_task)
+            raise
+        except AgentOpsError:
+            await asyncio.to_thread(self.index.clear_running, plan_id)  # refused: nothing changed
+            raise
+        await self._adrive(plan_id, command, on_task, approver)
+
     async def aexpire_overdue(self, on_task: TaskObserver | None = None) -> list[str]:
+        """Expire every overdue request; the paused runs end as `expired`. The ids this call expired."""
         expired = await asyncio.to_thread(self._claim_expiries)
         for plan_id in expired:
             async with self._drive_lock(plan_id):
@@ -264,37 +308,127 @@ class Orchestrator:
                     await self._adrive(plan_id, _EXPIRED, on_task)
         return expired
 
+    async def aapprovals(self, on_task: TaskObserver | None = None, env: str | None = None, sort: str = "expires") -> list[PlanSummary]:
+        """Plans waiting for a decision, the soonest deadline first unless `sort="created"` (newest first)."""
+        await self.aexpire_overdue(on_task)
+        return await asyncio.to_thread(self.index.list, status="pending_approval", env=env, sort=sort, limit=10_000)
+
     async def aresume(self, plan_id: str, on_task: TaskObserver | None = None) -> dict[str, Any]:
-        """`resume` for async callers."""
+        """Continue a plan a dead process left unfinished: from its last checkpoint, with any decision the
+        index holds that the paused run has not seen yet (the process died between the two); a plan with
+        no checkpoint at all ends `failed`, on the record. A plan that waits for a human, or has ended, is
+        left as it is (its index row brought in line with the checkpoint). Safe to repeat, and to run on
+        several replicas."""
         async with self._drive_lock(plan_id):
-            for _ in range(_MAX_RESUME_STEPS):
-                snapshot = await self.graph.aget_state(self._thread(plan_id))
-                graph_input, decided_by = await asyncio.to_thread(self._next_input, plan_id, snapshot)
-                if graph_input is _WAITS_FOR_A_HUMAN:
-                    break
-                await self._adrive(plan_id, graph_input, on_task, decided_by)
+            await self._acontinue(plan_id, on_task)
         return await self.ashow(plan_id)
 
     async def arecover(self, on_task: TaskObserver | None = None) -> list[str]:
-        """`recover` for async callers (the HTTP service, at start-up)."""
+        """`aresume` every plan marked in flight or left in an unfinished status; the ids looked at. One
+        plan's failure is logged and does not stop the others."""
         plan_ids = await asyncio.to_thread(self._unfinished)
         for plan_id in plan_ids:
             try:
                 await self.aresume(plan_id, on_task)
-            except Exception as exc:
+            except Exception as exc:  # one line: `agentops resume --all` shows its log to a person
                 logger.error("resuming plan %s failed: %s: %s", plan_id, type(exc).__name__, exc)
         return plan_ids
 
-    async def aapprovals(self, on_task: TaskObserver | None = None) -> list[PlanSummary]:
-        await self.aexpire_overdue(on_task)
-        return await asyncio.to_thread(self.index.list, status="pending_approval", sort="expires", limit=10_000)
+    # --- driving the graph ------------------------------------------------------------------------
 
     async def _adrive(self, plan_id: str, graph_input: Any, on_task: TaskObserver | None, caller: Caller | None = None) -> None:
+        """Move the run on, marked in flight until it pauses or ends (a mark left behind tells start-up
+        a process died in it). A lost database connection is retried once, from the last checkpoint."""
+        now = self.deps.clock()
+        await asyncio.to_thread(self.index.mark_running, plan_id, now)
+        try:
+            await self._astream(plan_id, graph_input, on_task, caller)
+        except Exception as exc:
+            if not transient(exc):
+                raise
+            logger.warning("plan %s: database connection lost (%s); continuing from its last checkpoint", plan_id, exc)
+            snapshot = await self.graph.aget_state(self._thread(plan_id))
+            retry, decided_by = (
+                (graph_input, caller) if not snapshot.values else await asyncio.to_thread(self._next_input, plan_id, snapshot)
+            )
+            if retry is not _WAITS_FOR_A_HUMAN:
+                await self._astream(plan_id, retry, on_task, decided_by or caller)
+        await asyncio.to_thread(self.index.clear_running, plan_id)
+
+    async def _astream(self, plan_id: str, graph_input: Any, on_task: TaskObserver | None, caller: Caller | None) -> None:
+        # durability="sync": each step's checkpoint is stored before the next step runs, so no node's side
+        # effect (the audit node's index and log writes) is ever ahead of the checkpoint it came from.
         # stream_mode="tasks" reports each node as it starts and ends: progress for whoever follows the run.
-        config = self._thread(plan_id, caller)
-        async for event in self.graph.astream(graph_input, config, context=self.deps, stream_mode="tasks"):
+        async for event in self.graph.astream(
+            graph_input, self._thread(plan_id, caller), context=self.deps, stream_mode="tasks", durability="sync"
+        ):
             if on_task is not None:
                 on_task(plan_id, event)
+
+    async def _acontinue(self, plan_id: str, on_task: TaskObserver | None) -> None:
+        """`aresume`'s work, with the plan's lock held."""
+        config = self._thread(plan_id)
+        for _ in range(_MAX_RESUME_STEPS):
+            snapshot = await self.graph.aget_state(config)
+            if not snapshot.values and await self._afail_if_never_saved(plan_id, on_task):
+                continue
+            graph_input, decided_by = await asyncio.to_thread(self._next_input, plan_id, snapshot)
+            if graph_input is _WAITS_FOR_A_HUMAN:
+                await asyncio.to_thread(self._reconcile, plan_id, snapshot)
+                return
+            await self._adrive(plan_id, graph_input, on_task, decided_by)
+        logger.error("plan %s still moves after %d continuations; left for the next pass", plan_id, _MAX_RESUME_STEPS)
+
+    async def _afail_if_never_saved(self, plan_id: str, on_task: TaskObserver | None) -> bool:
+        """A plan with an index row and no checkpoint ends `failed`, on the record: the failure is stored as
+        the checkpoint after `retrieve` (which routes failures to the audit node), then the audit node
+        writes it. True if it did; best effort (on a full disk this fails too, and start-up tries again)."""
+        config = self._thread(plan_id)
+        try:
+            summary = await asyncio.to_thread(self.index.get, plan_id)
+            if summary is None or (await self.graph.aget_state(config)).values:
+                return False
+            failed = {
+                "plan_id": plan_id,
+                "intent": summary.intent,
+                "env": summary.env,
+                "requester": summary.requester,
+                "created_at": summary.created_at.isoformat(),
+                "status": "failed",
+                "error": NEVER_SAVED,
+                "events": [{"step": "recovery.failed", "actor": "agentops", "payload": {"status": "failed", "error": NEVER_SAVED}}],
+            }
+            await self.graph.aupdate_state(config, failed, as_node="retrieve")
+            await self._adrive(plan_id, None, on_task)
+        except Exception as exc:
+            logger.error("plan %s has no checkpoint and could not be failed on the record yet: %s: %s", plan_id, type(exc).__name__, exc)
+            return False
+        return True
+
+    def _reconcile(self, plan_id: str, snapshot: Any) -> None:
+        """A paused or ended run: the index row and audit log written from the checkpoint if they lag it
+        (what the audit node would write; idempotent), and the in-flight mark cleared."""
+        summary = self.index.get(plan_id)
+        ended = not snapshot.next
+        if summary is not None and ended and summary.status != snapshot.values.get("status"):
+            logger.warning(
+                "plan %s: index said %s, its checkpoint %s; recorded from the checkpoint",
+                plan_id,
+                summary.status,
+                snapshot.values.get("status"),
+            )
+            write_the_record(snapshot.values, Runtime(context=self.deps))
+        self.index.clear_running(plan_id)
+
+    async def _adecided_before(self, plan_id: str, approver: str, approved: bool, reason: str, key: str) -> bool:
+        """Whether this Idempotency-Key's decision was recorded already (Conflict if the key came with another)."""
+        digest = request_hash("decision", plan_id=plan_id, approved=approved, reason=reason.strip())
+        scope = f"decisions:{person_key(approver)}"
+        _, first_digest = await asyncio.to_thread(self.index.claim_key, scope, key, digest, plan_id, self.deps.clock())
+        if first_digest != digest:
+            raise Conflict("this Idempotency-Key was used with a different decision: send a new key for a new request")
+        decisions = await asyncio.to_thread(self.index.decisions, plan_id)
+        return any(person_key(d.approver) == person_key(approver) for d in decisions)
 
     @asynccontextmanager
     async def _drive_lock(self, plan_id: str) -> AsyncIterator[None]:
@@ -317,7 +451,7 @@ class Orchestrator:
             lock = self._locks[plan_id] = asyncio.Lock()
         return lock
 
-    # --- checks shared by both forms ---------------------------------------------------------------
+    # --- checks --------------------------------------------------------------------------------------
 
     def _view(self, plan_id: str, snapshot: Any) -> dict[str, Any]:
         if not snapshot.values:
@@ -367,10 +501,17 @@ class Orchestrator:
     def _claim_expiries(self) -> list[str]:
         """Claim every overdue request's expiry in the index (one winner each); the ids this call claimed."""
         now = self.deps.clock()
-        return [plan_id for plan_id in self.index.overdue(now) if self.index.expire(plan_id, now)]
+        claimed = []
+        for plan_id in self.index.overdue(now):
+            # Marked before the claim, as a decision is: a crash before the run ends `expired` is found at start-up.
+            self.index.mark_running(plan_id, now)
+            if self.index.expire(plan_id, now):
+                claimed.append(plan_id)
+        return claimed
 
     def _unfinished(self) -> list[str]:
-        return [row.plan_id for status in UNFINISHED_STATUSES for row in self.index.list(status=status, limit=10_000)]
+        listed = [row.plan_id for status in UNFINISHED_STATUSES for row in self.index.list(status=status, limit=10_000)]
+        return list(dict.fromkeys([*self.index.running(), *listed]))
 
     def _next_input(self, plan_id: str, snapshot: Any) -> tuple[Any, Caller | None]:
         """What moves a stopped run on, and who: None (continue from the checkpoint), the index's next stored
@@ -413,3 +554,51 @@ def _requester(plan: PlanState) -> Caller:
 def _answer(decision: Decision) -> dict[str, Any]:
     """The resume value: what was decided and why, nothing about who or when (agentops/approval.py)."""
     return Answer(approved=decision.approved, reason=decision.reason).model_dump()
+
+
+class BlockingOrchestrator:
+    """The Orchestrator for synchronous callers (the CLI, scripts): each command runs the async one on the
+    portal's event loop. The CLI talks to the service in-process, so it sends no Idempotency-Key: a
+    command that fails has done nothing a retry could repeat, or left a run that `resume` continues."""
+
+    def __init__(self, core: Orchestrator, portal: BlockingPortal):
+        self.core, self.portal = core, portal
+        self.deps, self.index, self.graph = core.deps, core.index, core.graph
+
+    def new_plan(self, intent: str, env: str, requester: str, constraints: dict[str, Any] | None = None) -> PlanState:
+        return self.core.new_plan(intent, env, requester, constraints)
+
+    def preview(self, intent: str, env: str, requester: str = "anonymous", constraints: dict[str, Any] | None = None) -> dict[str, Any]:
+        return self.portal.call(self.core.apreview, intent, env, requester, constraints)
+
+    def validate(self, config: dict[str, Any], env: str) -> GuardrailReport:
+        return self.core.validate(config, env)
+
+    def run(self, intent: str, env: str, requester: str, constraints: dict[str, Any] | None = None) -> dict[str, Any]:
+        return self.portal.call(self.core.arun, self.core.new_plan(intent, env, requester, constraints))
+
+    def show(self, plan_id: str) -> dict[str, Any]:
+        return self.portal.call(self.core.ashow, plan_id)
+
+    def approvals(self, env: str | None = None, sort: str = "expires") -> list[PlanSummary]:
+        return self.portal.call(self.core.aapprovals, None, env, sort)
+
+    def plans(
+        self, status: str | None = None, env: str | None = None, limit: int = 100, requester: str | None = None, sort: str = "created"
+    ) -> list[PlanSummary]:
+        return self.core.plans(status=status, env=env, limit=limit, requester=requester, sort=sort)
+
+    def resolve_id(self, text: str) -> str:
+        return self.core.resolve_id(text)
+
+    def decide(self, plan_id: str, approver: str | Caller, approved: bool, reason: str = "") -> dict[str, Any]:
+        return self.portal.call(self.core.adecide, plan_id, approver, approved, reason)
+
+    def expire_overdue(self) -> list[str]:
+        return self.portal.call(self.core.aexpire_overdue)
+
+    def resume(self, plan_id: str) -> dict[str, Any]:
+        return self.portal.call(self.core.aresume, plan_id)
+
+    def recover(self) -> list[str]:
+        return self.portal.call(self.core.arecover)

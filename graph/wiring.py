@@ -77,7 +77,10 @@ def open_checkpointer(settings: Settings) -> Iterator[BaseCheckpointSaver[Any]]:
         from psycopg_pool import ConnectionPool
 
         migrate_checkpoints(settings.database_url)
-        with ConnectionPool(settings.database_url, min_size=1, max_size=10, open=False, kwargs=_saver_connection()) as pool:
+        # check: a pooled connection the server terminated is found (and replaced) before a run borrows it.
+        with ConnectionPool(
+            settings.database_url, min_size=1, max_size=10, open=False, kwargs=_saver_connection(), check=ConnectionPool.check_connection
+        ) as pool:
             yield PostgresSaver(pool)  # type: ignore[arg-type]  # rows are dicts (kwargs' row_factory), which the pool's type cannot see
         return
     with SqliteSaver.from_conn_string(str(settings.checkpoint_db)) as saver:
@@ -93,7 +96,14 @@ async def open_async_checkpointer(settings: Settings) -> AsyncIterator[BaseCheck
         from psycopg_pool import AsyncConnectionPool
 
         migrate_checkpoints(settings.database_url)
-        async with AsyncConnectionPool(settings.database_url, min_size=1, max_size=20, open=False, kwargs=_saver_connection()) as pool:
+        async with AsyncConnectionPool(
+            settings.database_url,
+            min_size=1,
+            max_size=20,
+            open=False,
+            kwargs=_saver_connection(),
+            check=AsyncConnectionPool.check_connection,
+        ) as pool:
             yield AsyncPostgresSaver(pool)  # type: ignore[arg-type]  # as above
         return
     async with AsyncSqliteSaver.from_conn_string(str(settings.checkpoint_db)) as saver:

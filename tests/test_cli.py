@@ -398,10 +398,10 @@ def test_exit_13_when_the_plan_failed(cli):
 def test_exit_11_and_14_for_outcomes_the_embedded_defaults_cannot_reach(cli, monkeypatch, status, code):
     """`needs_clarification` (the intent reader) and `rolled_back` (execute mode, SageMaker's auto-rollback) are
     not reachable offline; the command's path from the plan's status to the exit code is what is checked."""
-    from app.service import Orchestrator
+    from app.service import BlockingOrchestrator
 
-    real_run = Orchestrator.run
-    monkeypatch.setattr(Orchestrator, "run", lambda self, *a, **kw: real_run(self, *a, **kw) | {"status": status})
+    real_run = BlockingOrchestrator.run
+    monkeypatch.setattr(BlockingOrchestrator, "run", lambda self, *a, **kw: real_run(self, *a, **kw) | {"status": status})
     assert (
         cli.json("run", "deploy churn-predictor to dev on one ml.m5.large", "--env", "dev", "--user", "dan", expect=code)["status"]
         == status

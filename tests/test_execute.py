@@ -26,14 +26,14 @@ from aws_testing import (  # noqa: F401  (pytest fixtures)
     stubbed,
 )
 from botocore.stub import ANY
-from fakes import as_caller, staging_config
+from fakes import staging_config
 
 from agentops.errors import AgentOpsError
 from agentops.schemas import DeploymentConfig
 from agentops.settings import PROJECT_ROOT
 from app.exit_codes import ExitCode
-from app.service import Orchestrator
-from graph.wiring import build_dependencies, open_checkpointer
+from app.service import BlockingOrchestrator, Orchestrator
+from graph.wiring import build_dependencies
 from tools.audit.local import SqliteAuditLog
 from tools.audit.trail import AuditTrail
 from tools.sagemaker.aws import AwsClients
@@ -64,15 +64,14 @@ def orchestrator_for(settings, *, deployer_clients=None, watcher_clients=None, c
         deployer=SageMakerExecutor(settings, deployer_clients or real, sleep=clock.sleep),
         watcher=EndpointWatcher(settings, watcher_clients or real, sleep=clock.sleep, monotonic=clock.monotonic),
     )
-    with open_checkpointer(settings) as saver:
-        yield Orchestrator(deps, saver, deps.plan_index)
+    with Orchestrator.open(settings, deps) as orchestrator:
+        yield orchestrator
 
 
-def run_plan(orchestrator: Orchestrator, intent: str, env: str, requester: str, plan_id: str) -> dict[str, Any]:
+def run_plan(orchestrator: BlockingOrchestrator, intent: str, env: str, requester: str, plan_id: str) -> dict[str, Any]:
     """Orchestrator.run with a plan id of the test's choosing, so the names the plan creates are known."""
-    state = orchestrator.new_plan(intent, env, requester)
-    orchestrator.graph.invoke(state, as_caller(plan_id, requester, "requester"), context=orchestrator.deps)
-    return orchestrator.show(plan_id)
+    state = orchestrator.new_plan(intent, env, requester) | {"plan_id": plan_id}
+    return orchestrator.portal.call(orchestrator.core.arun, state)
 
 
 def steps(settings, plan_id: str) -> list[str]:
@@ -390,8 +389,8 @@ def test_a_deploy_resumed_after_a_crash_creates_nothing_twice(settings, moto):
             orchestrator.run(V1_INTENT, "staging", "carol")
         [summary] = orchestrator.plans()
         assert client("sagemaker", moto).list_endpoints()["Endpoints"] == []
-        # A new process would do the same: resume the thread from its last checkpoint (deploy re-runs).
-        orchestrator.graph.invoke(None, {"configurable": {"thread_id": summary.plan_id}}, context=orchestrator.deps)
+        # What start-up does: the run is still marked in flight, so recovery continues it (deploy re-runs).
+        assert orchestrator.recover() == [summary.plan_id]
         view = orchestrator.show(summary.plan_id)
 
     assert view["status"] == "deployed"

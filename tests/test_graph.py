@@ -92,15 +92,13 @@ def test_bad_input_is_refused_before_anything_runs(orchestrator, intent, env, us
 def test_an_overdue_request_expires_on_the_record(settings):
     from datetime import timedelta
 
-    from graph.wiring import build_dependencies, open_checkpointer
-    from tools.storage.plan_index import SqlitePlanIndex
+    from graph.wiring import build_dependencies
 
     deps = build_dependencies(settings)
-    with open_checkpointer(settings) as saver:
-        plan_id = Orchestrator(deps, saver, SqlitePlanIndex(settings.app_db)).run(PROD_INTENT, "prod", "alice")["plan_id"]
+    with Orchestrator.open(settings, deps) as orchestrator:
+        plan_id = orchestrator.run(PROD_INTENT, "prod", "alice")["plan_id"]
         later = deps.clock() + timedelta(hours=25)
         deps.clock = lambda: later
-        orchestrator = Orchestrator(deps, saver, SqlitePlanIndex(settings.app_db))
         with pytest.raises(Conflict, match="expired"):
             orchestrator.decide(plan_id, "bob", True)
         assert orchestrator.show(plan_id)["status"] == "expired"

@@ -260,3 +260,51 @@ def shared_store(tmp_path_factory: pytest.TempPathFactory, documents) -> PolicyS
 def test_evaluation_question_is_answered_in_the_top_three(shared_store: PolicyStore, case: dict):
     texts = [e.text for e in shared_store.search(case["q"], k=3)]
     assert any(expected in text for text in texts for expected in case["any_of"]), texts
+
+
+def test_processes_starting_at_once_on_one_home_set_the_collection_up_once(tmp_path: Path, documents):
+    """Four processes on a fresh home, released together (they block on stdin until all have imported):
+    each searches at once, so each finds no collection and wants to build it. All answer; one collection."""
+    persist_dir = tmp_path / "chroma"
+    script = textwrap.dedent(
+        f"""
+        import json, sys
+        from pathlib import Path
+        from agentops.policy import load_documents
+        from tools.retrieval.policy_store import PolicyStore
+
+        store = PolicyStore({str(persist_dir)!r}, load_documents(Path({str(KNOWLEDGE_BASE)!r})))
+        print("ready", flush=True)
+        sys.stdin.readline()
+        top = store.search("What is the hourly price of ml.m5.large?", k=1)[0]
+        print(json.dumps([top.policy, top.section]), flush=True)
+        """
+    )
+    processes = [
+        subprocess.Popen(
+            [sys.executable, "-c", script],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            cwd=PROJECT_ROOT,
+        )
+        for _ in range(4)
+    ]
+    try:
+        for process in processes:
+            assert process.stdout.readline().strip() == "ready", process.stderr.read()
+        for process in processes:
+            process.stdin.write("go\n")
+            process.stdin.flush()
+        answers = [process.communicate(timeout=120) for process in processes]
+    finally:
+        for process in processes:
+            if process.poll() is None:
+                process.kill()
+    for (out, err), process in zip(answers, processes, strict=True):
+        assert process.returncode == 0, err[-2000:]
+        assert json.loads(out.strip().splitlines()[-1]) == ["cost-and-pricing", "Price table"]
+    store = PolicyStore(persist_dir, documents)
+    assert store.ensure_indexed() is False  # built once, with the documents' fingerprint
+    assert store.collection().count() == section_count(documents)

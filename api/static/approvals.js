@@ -13,11 +13,28 @@ class ApiError extends Error {
   constructor(status, message) { super(message); this.status = status; }
 }
 
+const newKey = () => (crypto.randomUUID ? crypto.randomUUID() : `${Date.now()}-${Math.random().toString(16).slice(2)}`);
+
+// A POST carries an Idempotency-Key, and its one retry (after a lost answer or a 5xx) sends the same key:
+// the service then answers with the first plan or decision instead of making a second.
 async function api(path, options = {}) {
-  const response = await fetch(path, {
-    ...options,
-    headers: { Authorization: `Bearer ${state.key}`, "Content-Type": "application/json", ...(options.headers || {}) },
-  });
+  const post = options.method === "POST";
+  const headers = {
+    Authorization: `Bearer ${state.key}`,
+    "Content-Type": "application/json",
+    ...(post ? { "Idempotency-Key": newKey() } : {}),
+    ...(options.headers || {}),
+  };
+  let response = null;
+  for (let attempt = 1; attempt <= (post ? 2 : 1); attempt += 1) {
+    try {
+      response = await fetch(path, { ...options, headers });
+    } catch (error) {
+      if (attempt === (post ? 2 : 1)) throw error;
+      continue;
+    }
+    if (response.status < 500) break;
+  }
   let body = null;
   try { body = await response.json(); } catch { /* not JSON: the status says enough */ }
   if (!response.ok) throw new ApiError(response.status, (body && body.message) || `HTTP ${response.status}`);

@@ -26,6 +26,7 @@ import chromadb
 from chromadb.api.models.Collection import Collection
 from chromadb.api.types import Documents, EmbeddingFunction
 from chromadb.errors import NotFoundError
+from filelock import FileLock
 
 from agentops.errors import AgentOpsError
 from agentops.policy import PolicyDocument, Section, load_documents
@@ -106,7 +107,9 @@ class PolicyStore:
         self.fingerprint = fingerprint(list(self._records.values()), self.embedding_function)
         Path(persist_dir).mkdir(parents=True, exist_ok=True)
         self._client = chromadb.PersistentClient(path=str(persist_dir), settings=chromadb.Settings(anonymized_telemetry=False))
-        # Nodes run in worker threads under the async app: two first searches must not both rebuild.
+        # Nodes run in worker threads under the async app, and several processes may share one home (the
+        # service and the CLI, two replicas starting at once): the check-and-build is one step for all of
+        # them — a thread lock within the process, a file lock across processes.
         self._lock = threading.Lock()
         self._collection: Collection | None = None  # checked against the fingerprint; None: check at the next search
         self._results: OrderedDict[tuple[str, str, int], list[Evidence]] = OrderedDict()
@@ -114,6 +117,7 @@ class PolicyStore:
         prepare = getattr(self.reranker, "prepare", None)
         if prepare is not None:  # tokenise the sections now, not on every query
             prepare([r.indexed_text for r in self._records.values()])
+        self._file_lock = FileLock(Path(persist_dir) / f"{collection_name}.index.lock")
 
     @classmethod
     def from_settings(cls, settings: Settings, **overrides: Any) -> PolicyStore:
@@ -125,7 +129,7 @@ class PolicyStore:
 
         Re-read on every call rather than remembered, because another process may have rebuilt it.
         """
-        with self._lock:
+        with self._lock, self._file_lock:
             existing = self._existing_collection()
             if existing is not None and (existing.metadata or {}).get(FINGERPRINT_KEY) == self.fingerprint:
                 return False

@@ -46,6 +46,21 @@ CREATE TABLE IF NOT EXISTS decisions (
     PRIMARY KEY (plan_id, slot),
     UNIQUE (plan_id, approver_key)
 );
+-- A run being driven: marked before the graph moves, cleared once it paused or ended. A mark left behind
+-- names a run a process died in (kill -9, a lost database): start-up continues or fails it.
+CREATE TABLE IF NOT EXISTS plan_runs (
+    plan_id     TEXT PRIMARY KEY,
+    started_at  TEXT NOT NULL
+);
+-- Idempotency-Key of a POST: per caller, the plan it named and a hash of the request it came with.
+CREATE TABLE IF NOT EXISTS idempotency_keys (
+    scope         TEXT NOT NULL,     -- who sent it (person_key of the caller) and what for
+    key           TEXT NOT NULL,
+    request_hash  TEXT NOT NULL,
+    plan_id       TEXT NOT NULL,
+    created_at    TEXT NOT NULL,
+    PRIMARY KEY (scope, key)
+);
 """
 
 # Once a human has decided (or the request expired), the workflow's own progress reports may move the
@@ -189,6 +204,32 @@ class PlanIndex:
             (len(prefix), prefix, limit),
         )
         return [row["plan_id"] for row in rows]
+
+    # --- runs in flight ---------------------------------------------------------------------------------
+
+    def mark_running(self, plan_id: str, now: datetime) -> None:
+        self._execute("INSERT INTO plan_runs (plan_id, started_at) VALUES (?, ?) ON CONFLICT DO NOTHING", (plan_id, now.isoformat()))
+
+    def clear_running(self, plan_id: str) -> None:
+        self._execute("DELETE FROM plan_runs WHERE plan_id = ?", (plan_id,))
+
+    def running(self) -> list[str]:
+        """Plans marked as being driven: by a live process, or by one that died mid-run."""
+        return [row["plan_id"] for row in self._select("SELECT plan_id FROM plan_runs ORDER BY started_at")]
+
+    # --- idempotency keys ---------------------------------------------------------------------------
+
+    def claim_key(self, scope: str, key: str, request_hash: str, plan_id: str, now: datetime) -> tuple[str, str]:
+        """Store `key` for `plan_id` unless the scope used it already; (plan_id, request_hash) of its first
+        use. One statement inserts (racing claims: one wins), a second reads the winner."""
+        with self.db.connect() as conn:
+            conn.execute(
+                "INSERT INTO idempotency_keys (scope, key, request_hash, plan_id, created_at) VALUES (?, ?, ?, ?, ?) "
+                "ON CONFLICT DO NOTHING",
+                (scope, key, request_hash, plan_id, now.isoformat()),
+            )
+            row = conn.execute("SELECT plan_id, request_hash FROM idempotency_keys WHERE scope = ? AND key = ?", (scope, key)).fetchone()
+        return row["plan_id"], row["request_hash"]
 
 
 _ORDER = {
