@@ -104,7 +104,7 @@ def build_graph(
     *,
     interrupt_before: list[str] | None = None,
     default_context: Callable[[], Dependencies] | None = None,
-) -> CompiledStateGraph[PlanState, None, PlanState, PlanState]:
+) -> CompiledStateGraph[PlanState, None, PlanInput, PlanOutput]:
     """The workflow. Callers in-process pass a Dependencies as `context=` on every run; a caller that
     cannot (LangGraph Studio: graph/studio.py) names the dependencies its runs get in `default_context`.
 
