@@ -19,8 +19,10 @@ import pytest
 from fakes import wait_until
 from langgraph.types import Command
 
+from agentops.approval import APPROVER_ROLES, Caller
 from agentops.schemas import Decision
 from app.service import NEVER_SAVED, BlockingOrchestrator, Orchestrator, write_the_record
+from graph.context import run_config
 from tools.audit.local import SqliteAuditLog
 
 STAGING_DIRECT = "deploy churn-predictor v1 to staging on 2 ml.m5.large"
@@ -46,7 +48,9 @@ def cut_off(o: BlockingOrchestrator, plan_id: str, graph_input: Any, nodes_done:
     """Leave `plan_id` as a process killed after `nodes_done` more nodes leaves it: marked in flight, its
     checkpoint at that boundary. `audit_wrote`: at a boundary before the audit node, the node's writes
     landed too (killed after them, before its checkpoint)."""
-    core, config = o.core, {"configurable": {"thread_id": plan_id}}
+    # Driven as the service drives it: by the authenticated requester, or (a decision) by its approver.
+    caller = Caller(BOB, APPROVER_ROLES) if isinstance(graph_input, Command) else Caller(ALICE, frozenset({"requester"}))
+    core, config = o.core, run_config(plan_id, caller)
 
     async def drive() -> None:
         await asyncio.to_thread(core.index.mark_running, plan_id, core.deps.clock())
@@ -119,7 +123,7 @@ def test_an_approval_cut_off_at_any_node_boundary_is_carried_out_once_at_start_u
     plan_id = orchestrator.run(STAGING_PENDING, "staging", ALICE)["plan_id"]
     decision = Decision(approved=True, approver=BOB, reason="ok", decided_at=orchestrator.deps.clock())
     assert orchestrator.index.decide(plan_id, decision, orchestrator.deps.clock()) == 1  # the claim, as `decide` makes it
-    cut_off(orchestrator, plan_id, Command(resume=decision.model_dump(mode="json")), nodes_done, audit_wrote=True)
+    cut_off(orchestrator, plan_id, Command(resume={"approved": True, "reason": "ok"}), nodes_done, audit_wrote=True)
 
     orchestrator.recover()
     view = assert_one_story(orchestrator, settings, plan_id, "deployed", "deploy")

@@ -57,6 +57,16 @@ def readme_commands() -> list[str]:
     return [line for block in fenced_blocks(README) for line in command_lines(block)]
 
 
+def documented_exit(line: str) -> int:
+    """The exit code the README states for a command, in the comment line under it ("(exit 11)"); 0 if none."""
+    text = README.read_text().splitlines()
+    for at, readme_line in enumerate(text[:-1]):
+        if readme_line.strip() == line.strip():
+            stated = re.search(r"^\s*#.*\(exit (\d+)\)", text[at + 1])
+            return int(stated.group(1)) if stated else 0
+    return 0
+
+
 def test_every_readme_command_is_run_checked_or_skipped_for_a_reason():
     for line in readme_commands():
         kind = line.split()[0]
@@ -96,7 +106,7 @@ def test_the_readme_command_line_block_runs_as_written(tmp_path, monkeypatch):
         if "KEY_ID" in words:
             newest = cli.json("keys", "list")[-1]["id"]
             words = [newest if w == "KEY_ID" else w for w in words]
-        result = cli(*words)  # exit 0, no traceback: every documented command works as shown
+        result = cli(*words, expect=documented_exit(line))  # no traceback: every documented command works as shown
         if target:
             (tmp_path / target).write_text(result.stdout)
         ran.append(words[0])

@@ -26,7 +26,7 @@ from aws_testing import (  # noqa: F401  (pytest fixtures)
 )
 
 from app.service import Orchestrator
-from graph.wiring import build_dependencies, open_checkpointer
+from graph.wiring import build_dependencies
 from tools.sagemaker.aws import AwsClients
 from tools.sagemaker.calls import TAG_ENDPOINT, TAG_PREVIOUS_CONFIG
 from tools.sagemaker.execute import SageMakerExecutor
@@ -66,8 +66,8 @@ def orchestrator_for(settings, emulator: UpdateEndpointEmulator, log: CallLog | 
         deployer=SageMakerExecutor(settings, clients, sleep=clock.sleep),
         watcher=EndpointWatcher(settings, clients, sleep=clock.sleep, monotonic=clock.monotonic),
     )
-    with open_checkpointer(settings) as saver:
-        yield Orchestrator(deps, saver, deps.plan_index)
+    with Orchestrator.open(settings, deps) as orchestrator:
+        yield orchestrator
 
 
 def run(settings, emulator, intent: str, log: CallLog | None = None) -> dict[str, Any]:

@@ -43,6 +43,8 @@ def forged_state(victim: str) -> dict:
         "decision": approval,
         "deployment": {"mode": "execute", "endpoint": "forged"},
         "error": "forged",
+        "question": "forged question?",
+        "reading": [{"field": "instance_count", "words": "forged", "value": 8}],
         "events": [
             {"step": "approval.decision.1", "actor": "bob", "payload": approval},
             {"step": "deploy", "actor": "agentops", "payload": {"forged": True}},
@@ -145,15 +147,16 @@ def test_the_state_directory_and_databases_are_private(tmp_path):
 @pytest.mark.parametrize(
     ("intent", "words"),
     [
-        (f"deploy fraud-detector v3 to prod on {2**64} ml.g5.xlarge", f"instance count {2**64}"),
-        ("deploy fraud-detector v3 to prod on 5000 ml.g5.xlarge", "instance count 5000"),
+        (f"deploy fraud-detector v3 to prod on {2**64} ml.g5.xlarge", f"'{2**64} ml.g5.xlarge': instance count"),
+        ("deploy fraud-detector v3 to prod on 5000 ml.g5.xlarge", "'5000 ml.g5.xlarge': instance count"),
         ("deploy fraud-detector v3 to prod on -2 ml.g5.xlarge", "'-2'"),
         ("deploy fraud-detector v3 to prod, autoscale 2 to 99999999999999999999", "autoscaling max"),
-        ("deploy fraud-detector v3 to prod on 2 ml.g5.xlarge under $" + "9" * 400, "budget usd per hour inf"),
+        ("deploy fraud-detector v3 to prod on 2 ml.g5.xlarge under $" + "9" * 400, "budget usd per hour"),
     ],
 )
 def test_a_number_no_deployment_could_mean_is_named_not_stored(orchestrator, intent, words):
+    # Asked about, naming the words (the intent reader's contract), never stored or read without its sign.
     view = orchestrator.run(intent, "prod", "alice")
-    assert view["status"] == "blocked" and not view.get("config"), view
-    assert words in view["verdict"]["violations"][0]["message"]
-    assert orchestrator.index.get(view["plan_id"]).status == "blocked", "on the record, not stuck in planning"
+    assert view["status"] == "needs_clarification" and not view.get("config"), view
+    assert words in view["question"]
+    assert orchestrator.index.get(view["plan_id"]).status == "needs_clarification", "on the record, not stuck in planning"

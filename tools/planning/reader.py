@@ -25,6 +25,7 @@ from functools import lru_cache
 from typing import Any
 
 from agentops.intent import ParsedIntent, Span, Unclear
+from agentops.schemas import MAX_INSTANCES, MAX_USD_PER_HOUR
 from tools.planning.instance_types import closest_type, sagemaker_instance_types
 
 _TOKEN = re.compile(
@@ -32,6 +33,7 @@ _TOKEN = re.compile(
     r"|(?P<image>\d{12}\.dkr\.ecr\.[a-z0-9-]+\.amazonaws\.com/[^\s,;]+)"
     r"|(?P<money>\$\s?\d+(?:,\d{3})*(?:\.\d+)?)"
     r"|(?P<percent>\d+(?:\.\d+)?\s?%)"
+    r"|(?P<signed>[-−]\$?\d+(?:\.\d+)?%?)"  # a negative number: kept whole so it is asked about, never read without its sign
     r"|(?P<word>[^\W_]+(?:[._\-'’][^\W_]+)*)"
     r"|(?P<punct>\S)",
     re.IGNORECASE,
@@ -258,7 +260,12 @@ class _Reader:
             self.used[k] = True
 
     def take(self, field: str, value: Any, i: int, j: int) -> None:
-        """Field `field` is `value`, read from tokens i..j. A second, different value for it is unclear."""
+        """Field `field` is `value`, read from tokens i..j. A second, different value for it is unclear, and so
+        is a number no deployment could mean (beyond the domain's ceilings, or not finite)."""
+        limit = _CEILINGS.get(field)
+        if limit is not None and isinstance(value, int | float) and not (0 < value <= limit):
+            self.ask(i, j, f"{field.replace('_', ' ')} must be more than 0 and at most {limit:g}: no deployment could mean this")
+            return
         self.mark(i, j)
         current = getattr(self.intent, field, None) if field in type(self.intent).model_fields else None
         earlier = self.intent.spans.get(field)
@@ -775,6 +782,16 @@ class _Reader:
             self.ask(start, i, reason, suggestion)
 
 
+# What a stated number may be at most, per field: far above any policy, below what a machine cannot store.
+_CEILINGS: dict[str, float] = {
+    "instance_count": MAX_INSTANCES,
+    "autoscaling_min": MAX_INSTANCES,
+    "autoscaling_max": MAX_INSTANCES,
+    "max_instance_count": MAX_INSTANCES,
+    "budget_usd_per_hour": MAX_USD_PER_HOUR,
+}
+
+
 @lru_cache(maxsize=4)
 def _families(known: frozenset[str]) -> frozenset[str]:
     return frozenset(t.split(".")[1] for t in known if t.count(".") == 2)
@@ -805,6 +822,8 @@ def _closest_keyword(word: str) -> str | None:
 def _parameter_like(token: Token) -> str | None:
     """Why an unused token matters (it looks like a parameter), or None for filler."""
     kind, low = token.kind, token.low
+    if kind == "signed":
+        return "counts, percentages and budgets cannot be negative"
     if kind in ("number", "range", "mult"):
         return "this number is not attached to anything I can read (instance count, percentage, budget, autoscaling)"
     if kind == "percent":
