@@ -14,27 +14,14 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from agentops.intent import ParsedIntent
+from agentops.intent import STATED_FIELDS, ParsedIntent
 from agentops.policy import ANY_PRICED, Policy
 from agentops.ports import PlannerOutput, PlanRequest
 from agentops.settings import Settings
 from tools.planning.reader import ENVIRONMENTS, read_intent
 
 # Stated fields a rollback or teardown has no use for: stating one is asked about, never dropped.
-_DEPLOY_ONLY = {
-    "model_name",
-    "instance_type",
-    "instance_count",
-    "autoscaling_min",
-    "autoscaling_max",
-    "deployment_strategy",
-    "canary_percent",
-    "data_capture_percent",
-    "enable_model_monitor",
-    "budget_usd_per_hour",
-    "model_data_url",
-    "image_uri",
-}
+_DEPLOY_ONLY = frozenset(STATED_FIELDS) - {"action", "endpoint_name", "target_endpoint_config"}
 
 
 def slugify(text: str) -> str:
