@@ -37,7 +37,7 @@ async def healthz() -> dict[str, str]:
 async def readyz(request: Request) -> JSONResponse:
     orchestrator = request.app.state.orchestrator
     checks = {
-        "checkpointer": orchestrator.graph.aget_state({"configurable": {"thread_id": "readyz"}}),
+        "checkpointer": asyncio.to_thread(orchestrator.graph.get_state, {"configurable": {"thread_id": "readyz"}}),
         "plan_index": asyncio.to_thread(orchestrator.index.list, limit=1),
     }
     results = {}

@@ -9,19 +9,28 @@ One implementation, async (`Orchestrator`); the CLI drives the same coroutines t
 One plan's thread is driven by one caller at a time: an asyncio lock per plan within a process, and the
 database's lock on the plan (Postgres: an advisory lock) across processes and replicas.
 
-Crashes. The checkpoint is the source of truth, and the plan index and audit log never run ahead of it:
-- runs use durability="sync": a step's checkpoint is stored before the next step starts, so when the
-  audit node writes the index and the audit log, the state it writes from is already durable (a crash
-  after its writes re-runs it from that checkpoint; its writes are idempotent);
-- a plan's index row is written before its first checkpoint, and every drive is marked in the index
-  (`plan_runs`) until it pauses or ends. At start-up `recover` looks at every plan marked or left in an
-  unfinished status and continues it from its checkpoint, or — with no checkpoint at all (killed before
-  the first step was saved, a full disk) — ends it `failed` with the reason, through the audit node.
+Crashes. The checkpoint is the source of truth, and the plan index and audit log never run ahead of it.
+A run is driven in a worker thread (LangGraph's synchronous loop: no hop to the event loop per node or
+per checkpoint write) and its checkpoints are made durable at chosen points, not after every node
+(docs/runbook.md, "What a crash costs"):
+- the accepted request: a plan's index row, then its input checkpoint, before any node runs;
+- the record: every run that passes through the audit node pauses before it (a static breakpoint,
+  `THINK`), so the state the audit node writes from — and that deploy acts on — is durable before the
+  first write. The nodes before it (intake … guardrail, approval) only compute, so a crash among them
+  costs their re-run, from the last durable point;
+- the pause for a human (the interrupt) and the end.
+From the record on (`act`): audit, deploy and watch run with durability "exit" in dry-run (their only
+writes are the audit node's, idempotent for the same state) and "sync" in execute mode (each AWS step
+durable before the next; its checkpoint costs nothing next to a SageMaker call). Every drive is marked
+in the index (`plan_runs`) until it pauses or ends. At start-up `recover` looks at every plan marked or
+left in an unfinished status and continues it from its checkpoint, or — with no checkpoint at all (killed
+before its input was saved, a full disk) — ends it `failed` with the reason, through the audit node.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import json
 import logging
@@ -29,15 +38,16 @@ import sqlite3
 import uuid
 import weakref
 from collections.abc import AsyncIterator, Callable, Iterator
-from contextlib import AbstractContextManager, asynccontextmanager, contextmanager
-from typing import Any
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import asynccontextmanager, contextmanager
+from typing import Any, TypeVar
 
 import psycopg
 from anyio.from_thread import BlockingPortal, start_blocking_portal
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.runtime import Runtime
-from langgraph.types import Command
+from langgraph.types import Command, Durability, StateSnapshot
 
 from agentops.approval import APPROVER_ROLES, Answer, Caller, check_answer, check_approver, parse_answer
 from agentops.errors import AgentOpsError, Conflict, EnvironmentProblem, NotFound
@@ -49,7 +59,7 @@ from agentops.schemas import Decision, GuardrailReport, PlanSummary
 from agentops.settings import Settings
 from graph.context import run_config
 from graph.state import PlanState
-from graph.wiring import build_dependencies, open_async_checkpointer
+from graph.wiring import build_dependencies, open_checkpointer
 from graph.workflow import build_graph
 from nodes.approval import decisions_in
 from nodes.audit import audit as write_the_record
@@ -108,6 +118,16 @@ UNFINISHED_STATUSES = ("planning", "pending_approval", "approved", "deploying")
 _WAITS_FOR_A_HUMAN = object()  # `_next_input`: nothing to do until someone decides
 MIN_ID_PREFIX = 6  # the shortest part of a plan id the CLI accepts (tables never show less)
 _MAX_RESUME_STEPS = 20  # a bound on re-driving one plan (each step is one stored decision or one continuation)
+# The static breakpoint of every drive: the run pauses before the audit node, so what it records (and
+# what deploy then acts on) is durable before the first write (module docstring).
+THINK = ["audit"]
+DRIVE_THREADS = 32  # plans driven at once by one process (the HTTP service queues more: api/runs.py)
+_T = TypeVar("_T")
+# LangGraph's names (private since 1.0, so spelled out): `update_state(as_node=...)` to store a run's input,
+# and the key of a stream's "updates" event when the run stops at a breakpoint or an interrupt.
+_AS_INPUT = "__input__"
+_INTERRUPT = "__interrupt__"
+_START = "__start__"  # the first task of a run whose input is saved
 NEVER_SAVED = "the service stopped before the plan's first step was saved (killed, or the disk was full); nothing ran: submit it again"
 
 
@@ -153,7 +173,11 @@ def resolve_plan_id(index: SqlitePlanIndex, text: str) -> str:
 
 
 class Orchestrator:
-    """The service: every command, async. `open` gives the CLI a blocking form of the same object."""
+    """The service: every command, async. `open` gives the CLI a blocking form of the same object.
+
+    The async commands hold no database or graph work on the event loop: a plan's drive (its locks, the
+    graph's steps, the index writes around them) is one call on a drive thread; short reads go to
+    `asyncio.to_thread`. The blocking halves (`_run`, `_decide`, …) are what those threads run."""
 
     def __init__(self, deps: Dependencies, checkpointer: BaseCheckpointSaver, plan_index: SqlitePlanIndex):
         self.deps = deps
@@ -162,14 +186,23 @@ class Orchestrator:
         # Drives of a plan's thread come from one task at a time; asyncio locks per plan (dropped when
         # nobody holds or waits for them), then the database's lock across processes.
         self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
+        # Their own threads: a drive holds one for the whole run (execute mode: minutes of watching), and
+        # short reads on the default pool must never queue behind them.
+        self._drives = ThreadPoolExecutor(max_workers=DRIVE_THREADS, thread_name_prefix="agentops-run")
+        self._act_durability: Durability = "sync" if deps.deployer.mode == "execute" else "exit"
 
     @classmethod
     @asynccontextmanager
     async def aopen(cls, settings: Settings, deps: Dependencies | None = None) -> AsyncIterator[Orchestrator]:
         """The service on the configured stores (`deps` replaces the real dependencies: tests)."""
         deps = deps or build_dependencies(settings)
-        async with open_async_checkpointer(settings) as checkpointer:
-            yield cls(deps, checkpointer, deps.plan_index)
+        with open_checkpointer(settings) as checkpointer:
+            core = cls(deps, checkpointer, deps.plan_index)
+            try:
+                yield core
+            finally:
+                # A drive still running dies with the process, as in a crash; start-up continues it.
+                core._drives.shutdown(wait=False, cancel_futures=True)
 
     @classmethod
     @contextmanager
@@ -209,9 +242,9 @@ class Orchestrator:
         state = self.new_plan(intent, env, requester, constraints)
         config = self._thread(state["plan_id"], _requester(state))
         dry_graph = build_graph(InMemorySaver(), interrupt_before=["audit"])
-        await dry_graph.ainvoke(state, config, context=self.deps)
+        await asyncio.to_thread(dry_graph.invoke, state, config, context=self.deps)
         # The throwaway run's id names nothing that exists: leave it out rather than invite `show` on it.
-        return {k: v for k, v in plan_view((await dry_graph.aget_state(config)).values).items() if k != "plan_id"}
+        return {k: v for k, v in plan_view(dry_graph.get_state(config).values).items() if k != "plan_id"}
 
     def validate(self, config: dict[str, Any], env: str) -> GuardrailReport:
         if env not in self.deps.policy.environments:
@@ -227,31 +260,23 @@ class Orchestrator:
         return resolve_plan_id(self.index, text)
 
     async def ashow(self, plan_id: str) -> dict[str, Any]:
-        snapshot = await self.graph.aget_state(self._thread(plan_id))
-        if not snapshot.values:
-            # Accepted, but its first checkpoint is not saved (being started, or cut off by a crash or a
-            # full disk until start-up fails it): the index row is all there is, and it is shown, not a 404.
-            summary = await asyncio.to_thread(self.index.get, plan_id)
-            if summary is not None:
-                return summary.model_dump(mode="json") | {"approvals": [], "approvers_required": 0, "waiting_for": []}
-        return self._view(plan_id, snapshot)
+        return await asyncio.to_thread(self.show, plan_id)
+
+    def show(self, plan_id: str) -> dict[str, Any]:
+        snapshot = self._state(plan_id)
+        if snapshot.values.get("plan_id"):
+            return self.view_of(snapshot.values, snapshot.next)
+        # Accepted, but no step has run yet (being started, or cut off by a crash or a full disk until
+        # start-up continues or fails it): the index row is all there is, and it is shown, not a 404.
+        summary = self.index.get(plan_id)
+        if summary is None:
+            raise NotFound(f"no plan with id '{plan_id}'")
+        return summary.model_dump(mode="json") | {"approvals": [], "approvers_required": 0, "waiting_for": []}
 
     async def arun(self, plan: PlanState, on_task: TaskObserver | None = None) -> dict[str, Any]:
         """Run a plan made by `new_plan` (or `aaccept`) until it pauses or ends. A plan that exists already
         (a retried submission) is not started again: it is continued if a dead process left it mid-run."""
-        plan_id = plan["plan_id"]
-        async with self._drive_lock(plan_id):
-            if (await self.graph.aget_state(self._thread(plan_id))).values:
-                await self._acontinue(plan_id, on_task)
-            else:
-                # The row first: a plan that never reaches its first checkpoint is still found (and failed) at start-up.
-                await asyncio.to_thread(self.index.record, {**plan, "status": "planning", "updated_at": self.deps.clock().isoformat()})
-                try:
-                    await self._adrive(plan_id, plan, on_task, _requester(plan))
-                except Exception:
-                    await self._afail_if_never_saved(plan_id, on_task)
-                    raise
-        return await self.ashow(plan_id)
+        return await self._holding(plan["plan_id"], self._run, plan, self._from_thread(on_task))
 
     async def adecide(
         self,
@@ -268,44 +293,20 @@ class Orchestrator:
         (continuing the run if the first attempt died before it did); the same key with another decision is
         a Conflict."""
         approver = _as_approver(approver)
-        if idempotency_key is not None:
-            # Retries of one key queue on the plan's lock, so each sees whether the first recorded its decision.
-            async with self._drive_lock(plan_id):
-                if await self._adecided_before(plan_id, approver.identity, approved, reason, idempotency_key):
-                    await self._acontinue(plan_id, on_task)
-                else:
-                    decision = await asyncio.to_thread(self._decision, plan_id, approver, approved, reason)
-                    await self._aclaim_and_drive(plan_id, decision, on_task, approver)
-            return await self.ashow(plan_id)
-        decision = await asyncio.to_thread(self._decision, plan_id, approver, approved, reason)
-        # Waits while an earlier step of this plan (its first run, another approver's decision) is still running.
-        async with self._drive_lock(plan_id):
-            await self._aclaim_and_drive(plan_id, decision, on_task, approver)
-        return await self.ashow(plan_id)
-
-    async def _aclaim_and_drive(self, plan_id: str, decision: Decision, on_task: TaskObserver | None, approver: Caller) -> None:
-        """With the plan's lock held: claim the decision in the index, then resume the run with it."""
-        waiting_for = (await self.graph.aget_state(self._thread(plan_id))).next
-        # Marked before the claim: a process dying between the claim (say `rejected`, a terminal status) and
-        # the resumed run is found at start-up, which resumes the run with the stored decision.
-        await asyncio.to_thread(self.index.mark_running, plan_id, self.deps.clock())
-        try:
-            command = await asyncio.to_thread(self._claim, plan_id, decision, waiting_for)
-        except RequestExpired:
-            await self._adrive(plan_id, _EXPIRED, on_task)
-            raise
-        except AgentOpsError:
-            await asyncio.to_thread(self.index.clear_running, plan_id)  # refused: nothing changed
-            raise
-        await self._adrive(plan_id, command, on_task, approver)
+        if idempotency_key is None:
+            # Refusals first, without the plan's lock: a refused decision does not wait for a running step.
+            decision = await asyncio.to_thread(self._decision, plan_id, approver, approved, reason)
+            return await self._holding(plan_id, self._decide, plan_id, decision, self._from_thread(on_task), approver)
+        # Retries of one key queue on the plan's lock, so each sees whether the first recorded its decision.
+        return await self._holding(
+            plan_id, self._decide_once, plan_id, approver, approved, reason, idempotency_key, self._from_thread(on_task)
+        )
 
     async def aexpire_overdue(self, on_task: TaskObserver | None = None) -> list[str]:
         """Expire every overdue request; the paused runs end as `expired`. The ids this call expired."""
         expired = await asyncio.to_thread(self._claim_expiries)
         for plan_id in expired:
-            async with self._drive_lock(plan_id):
-                if "approval" in (await self.graph.aget_state(self._thread(plan_id))).next:
-                    await self._adrive(plan_id, _EXPIRED, on_task)
+            await self._holding(plan_id, self._end_expired, plan_id, self._from_thread(on_task))
         return expired
 
     async def aapprovals(self, on_task: TaskObserver | None = None, env: str | None = None, sort: str = "expires") -> list[PlanSummary]:
@@ -319,9 +320,7 @@ class Orchestrator:
         no checkpoint at all ends `failed`, on the record. A plan that waits for a human, or has ended, is
         left as it is (its index row brought in line with the checkpoint). Safe to repeat, and to run on
         several replicas."""
-        async with self._drive_lock(plan_id):
-            await self._acontinue(plan_id, on_task)
-        return await self.ashow(plan_id)
+        return await self._holding(plan_id, self._resume, plan_id, self._from_thread(on_task))
 
     async def arecover(self, on_task: TaskObserver | None = None) -> list[str]:
         """`aresume` every plan marked in flight or left in an unfinished status; the ids looked at. One
@@ -334,59 +333,148 @@ class Orchestrator:
                 logger.error("resuming plan %s failed: %s: %s", plan_id, type(exc).__name__, exc)
         return plan_ids
 
+    # --- holding a plan ---------------------------------------------------------------------------
+
+    async def _holding(self, plan_id: str, work: Callable[..., _T], *args: Any) -> _T:
+        """`work(*args)` on a drive thread, holding the plan: this process's lock first (so one waiter per
+        process holds a thread or a connection), then the database's (it may wait for another replica)."""
+        async with self._plan_lock(plan_id):
+            done = asyncio.get_running_loop().run_in_executor(self._drives, functools.partial(self._exclusively, plan_id, work, *args))
+            try:
+                return await asyncio.shield(done)
+            except asyncio.CancelledError:
+                # A thread cannot be stopped: the plan stays held until its work is over, or a second drive could start beside it.
+                await asyncio.wait([done])
+                raise
+
+    def _exclusively(self, plan_id: str, work: Callable[..., _T], *args: Any) -> _T:
+        with self.index.db.exclusive(f"plan-run:{plan_id}"):
+            return work(*args)
+
+    def _plan_lock(self, plan_id: str) -> asyncio.Lock:
+        lock = self._locks.get(plan_id)
+        if lock is None:
+            lock = self._locks[plan_id] = asyncio.Lock()
+        return lock
+
+    @staticmethod
+    def _from_thread(on_task: TaskObserver | None) -> TaskObserver | None:
+        """`on_task` as a drive thread may call it: handed to the event loop (the observers are not thread-safe)."""
+        if on_task is None:
+            return None
+        loop = asyncio.get_running_loop()
+        return lambda plan_id, event: loop.call_soon_threadsafe(on_task, plan_id, event)
+
+    # --- the blocking work, with the plan held --------------------------------------------------------
+
+    def _run(self, plan: PlanState, on_task: TaskObserver | None) -> dict[str, Any]:
+        plan_id = plan["plan_id"]
+        if self._state(plan_id).values:
+            self._continue(plan_id, on_task)
+        else:
+            # The row first: a plan that never reaches its first checkpoint is still found (and failed) at start-up.
+            self.index.record({**plan, "status": "planning", "updated_at": self.deps.clock().isoformat()})
+            try:
+                self._drive(plan_id, plan, on_task, _requester(plan))
+            except Exception:
+                self._fail_if_never_saved(plan_id, on_task)
+                raise
+        return self.show(plan_id)
+
+    def _decide(self, plan_id: str, decision: Decision, on_task: TaskObserver | None, approver: Caller) -> dict[str, Any]:
+        """Claim the decision in the index, then resume the run with it."""
+        waiting_for = self._state(plan_id).next
+        # Marked before the claim: a process dying between the claim (say `rejected`, a terminal status) and
+        # the resumed run is found at start-up, which resumes the run with the stored decision.
+        self.index.mark_running(plan_id, self.deps.clock())
+        try:
+            command = self._claim(plan_id, decision, waiting_for)
+        except RequestExpired:
+            self._drive(plan_id, _EXPIRED, on_task)
+            raise
+        except AgentOpsError:
+            self.index.clear_running(plan_id)  # refused: nothing changed
+            raise
+        self._drive(plan_id, command, on_task, approver)
+        return self.show(plan_id)
+
+    def _decide_once(
+        self, plan_id: str, approver: Caller, approved: bool, reason: str, key: str, on_task: TaskObserver | None
+    ) -> dict[str, Any]:
+        if self._decided_before(plan_id, approver.identity, approved, reason, key):
+            self._continue(plan_id, on_task)
+            return self.show(plan_id)
+        return self._decide(plan_id, self._decision(plan_id, approver, approved, reason), on_task, approver)
+
+    def _end_expired(self, plan_id: str, on_task: TaskObserver | None) -> None:
+        if "approval" in self._state(plan_id).next:
+            self._drive(plan_id, _EXPIRED, on_task)
+
+    def _resume(self, plan_id: str, on_task: TaskObserver | None) -> dict[str, Any]:
+        self._continue(plan_id, on_task)
+        return self.show(plan_id)
+
     # --- driving the graph ------------------------------------------------------------------------
 
-    async def _adrive(self, plan_id: str, graph_input: Any, on_task: TaskObserver | None, caller: Caller | None = None) -> None:
+    def _drive(self, plan_id: str, graph_input: Any, on_task: TaskObserver | None, caller: Caller | None = None) -> None:
         """Move the run on, marked in flight until it pauses or ends (a mark left behind tells start-up
         a process died in it). A lost database connection is retried once, from the last checkpoint."""
-        now = self.deps.clock()
-        await asyncio.to_thread(self.index.mark_running, plan_id, now)
+        self.index.mark_running(plan_id, self.deps.clock())
         try:
-            await self._astream(plan_id, graph_input, on_task, caller)
+            self._stream(plan_id, graph_input, on_task, caller)
         except Exception as exc:
             if not transient(exc):
                 raise
             logger.warning("plan %s: database connection lost (%s); continuing from its last checkpoint", plan_id, exc)
-            snapshot = await self.graph.aget_state(self._thread(plan_id))
-            retry, decided_by = (
-                (graph_input, caller) if not snapshot.values else await asyncio.to_thread(self._next_input, plan_id, snapshot)
-            )
+            snapshot = self._state(plan_id)
+            retry, decided_by = (graph_input, caller) if not snapshot.values else self._next_input(plan_id, snapshot)
             if retry is not _WAITS_FOR_A_HUMAN:
-                await self._astream(plan_id, retry, on_task, decided_by or caller)
-        await asyncio.to_thread(self.index.clear_running, plan_id)
+                self._stream(plan_id, retry, on_task, decided_by or caller)
+        self.index.clear_running(plan_id)
 
-    async def _astream(self, plan_id: str, graph_input: Any, on_task: TaskObserver | None, caller: Caller | None) -> None:
-        # durability="sync": each step's checkpoint is stored before the next step runs, so no node's side
-        # effect (the audit node's index and log writes) is ever ahead of the checkpoint it came from.
-        # stream_mode="tasks" reports each node as it starts and ends: progress for whoever follows the run.
-        async for event in self.graph.astream(
-            graph_input, self._thread(plan_id, caller), context=self.deps, stream_mode="tasks", durability="sync"
-        ):
-            if on_task is not None:
-                on_task(plan_id, event)
+    def _stream(self, plan_id: str, graph_input: Any, on_task: TaskObserver | None, caller: Caller | None) -> None:
+        """The run, durable at the points the module docstring names: a new plan's input first; then the
+        nodes up to the record, saved once, at the pause before it; then the record and what follows."""
+        config = self._thread(plan_id, caller)
+        if isinstance(graph_input, dict):
+            self.graph.update_state(config, graph_input, as_node=_AS_INPUT)
+            graph_input = None
+        if self._steps(graph_input, config, on_task, durability="exit", interrupt_before=THINK):
+            self._steps(None, config, on_task, durability=self._act_durability)
 
-    async def _acontinue(self, plan_id: str, on_task: TaskObserver | None) -> None:
-        """`aresume`'s work, with the plan's lock held."""
-        config = self._thread(plan_id)
+    def _steps(self, graph_input: Any, config: dict[str, Any], on_task: TaskObserver | None, **options: Any) -> bool:
+        """One LangGraph run; True if it stopped at a static breakpoint (not at an interrupt, nor the end).
+        "tasks" reports each node as it starts and ends: progress for whoever follows the run."""
+        at_breakpoint = False
+        for mode, event in self.graph.stream(graph_input, config, context=self.deps, stream_mode=["tasks", "updates"], **options):
+            if mode == "tasks":
+                if on_task is not None:
+                    on_task(config["configurable"]["thread_id"], event)
+            elif _INTERRUPT in event:
+                at_breakpoint = event[_INTERRUPT] == ()  # an interrupt() call carries its Interrupt values
+        return at_breakpoint
+
+    def _continue(self, plan_id: str, on_task: TaskObserver | None) -> None:
+        """`_resume`'s work."""
         for _ in range(_MAX_RESUME_STEPS):
-            snapshot = await self.graph.aget_state(config)
-            if not snapshot.values and await self._afail_if_never_saved(plan_id, on_task):
+            snapshot = self._state(plan_id)
+            if not snapshot.values and self._fail_if_never_saved(plan_id, on_task):
                 continue
-            graph_input, decided_by = await asyncio.to_thread(self._next_input, plan_id, snapshot)
+            graph_input, decided_by = self._next_input(plan_id, snapshot)
             if graph_input is _WAITS_FOR_A_HUMAN:
-                await asyncio.to_thread(self._reconcile, plan_id, snapshot)
+                self._reconcile(plan_id, snapshot)
                 return
-            await self._adrive(plan_id, graph_input, on_task, decided_by)
+            self._drive(plan_id, graph_input, on_task, decided_by)
         logger.error("plan %s still moves after %d continuations; left for the next pass", plan_id, _MAX_RESUME_STEPS)
 
-    async def _afail_if_never_saved(self, plan_id: str, on_task: TaskObserver | None) -> bool:
+    def _fail_if_never_saved(self, plan_id: str, on_task: TaskObserver | None) -> bool:
         """A plan with an index row and no checkpoint ends `failed`, on the record: the failure is stored as
         the checkpoint after `retrieve` (which routes failures to the audit node), then the audit node
         writes it. True if it did; best effort (on a full disk this fails too, and start-up tries again)."""
         config = self._thread(plan_id)
         try:
-            summary = await asyncio.to_thread(self.index.get, plan_id)
-            if summary is None or (await self.graph.aget_state(config)).values:
+            summary = self.index.get(plan_id)
+            if summary is None or self._state(plan_id).values:
                 return False
             failed = {
                 "plan_id": plan_id,
@@ -398,12 +486,15 @@ class Orchestrator:
                 "error": NEVER_SAVED,
                 "events": [{"step": "recovery.failed", "actor": "agentops", "payload": {"status": "failed", "error": NEVER_SAVED}}],
             }
-            await self.graph.aupdate_state(config, failed, as_node="retrieve")
-            await self._adrive(plan_id, None, on_task)
+            self.graph.update_state(config, failed, as_node="retrieve")
+            self._drive(plan_id, None, on_task)
         except Exception as exc:
             logger.error("plan %s has no checkpoint and could not be failed on the record yet: %s: %s", plan_id, type(exc).__name__, exc)
             return False
         return True
+
+    def _state(self, plan_id: str) -> StateSnapshot:
+        return self.graph.get_state(self._thread(plan_id))
 
     def _reconcile(self, plan_id: str, snapshot: Any) -> None:
         """A paused or ended run: the index row and audit log written from the checkpoint if they lag it
@@ -420,43 +511,16 @@ class Orchestrator:
             write_the_record(snapshot.values, Runtime(context=self.deps))
         self.index.clear_running(plan_id)
 
-    async def _adecided_before(self, plan_id: str, approver: str, approved: bool, reason: str, key: str) -> bool:
+    def _decided_before(self, plan_id: str, approver: str, approved: bool, reason: str, key: str) -> bool:
         """Whether this Idempotency-Key's decision was recorded already (Conflict if the key came with another)."""
         digest = request_hash("decision", plan_id=plan_id, approved=approved, reason=reason.strip())
         scope = f"decisions:{person_key(approver)}"
-        _, first_digest = await asyncio.to_thread(self.index.claim_key, scope, key, digest, plan_id, self.deps.clock())
+        _, first_digest = self.index.claim_key(scope, key, digest, plan_id, self.deps.clock())
         if first_digest != digest:
             raise Conflict("this Idempotency-Key was used with a different decision: send a new key for a new request")
-        decisions = await asyncio.to_thread(self.index.decisions, plan_id)
-        return any(person_key(d.approver) == person_key(approver) for d in decisions)
-
-    @asynccontextmanager
-    async def _drive_lock(self, plan_id: str) -> AsyncIterator[None]:
-        """This process's lock on the plan first (so one waiter per process holds a connection), then the
-        database's, entered and left off the event loop (it may wait for another replica)."""
-        async with self._plan_lock(plan_id):
-            held = self._exclusive(plan_id)
-            await asyncio.to_thread(held.__enter__)
-            try:
-                yield
-            finally:
-                await asyncio.to_thread(held.__exit__, None, None, None)
-
-    def _exclusive(self, plan_id: str) -> AbstractContextManager[None]:
-        return self.index.db.exclusive(f"plan-run:{plan_id}")
-
-    def _plan_lock(self, plan_id: str) -> asyncio.Lock:
-        lock = self._locks.get(plan_id)
-        if lock is None:
-            lock = self._locks[plan_id] = asyncio.Lock()
-        return lock
+        return any(person_key(d.approver) == person_key(approver) for d in self.index.decisions(plan_id))
 
     # --- checks --------------------------------------------------------------------------------------
-
-    def _view(self, plan_id: str, snapshot: Any) -> dict[str, Any]:
-        if not snapshot.values:
-            raise NotFound(f"no plan with id '{plan_id}'")
-        return self.view_of(snapshot.values, snapshot.next)
 
     def view_of(self, state: dict[str, Any], waiting_for: Any) -> dict[str, Any]:
         """The view of a plan from a state the run itself handed over (the HTTP answer while slow work runs)."""
@@ -521,6 +585,11 @@ class Orchestrator:
             raise NotFound(f"no plan with id '{plan_id}'")
         if not snapshot.next:
             return _WAITS_FOR_A_HUMAN, None  # ended: nothing to continue
+        if snapshot.next == (_START,):
+            # Its input saved, no step run: started as at submission, by its requester (the index row holds
+            # the authenticated name the service accepted it from).
+            summary = self.index.get(plan_id)
+            return None, Caller(summary.requester, frozenset({"requester"})) if summary else None
         if "approval" not in snapshot.next:
             return None, None  # died mid-run (planning, deploying): the nodes redo their step idempotently
         stored = self.index.decisions(plan_id)
@@ -578,7 +647,7 @@ class BlockingOrchestrator:
         return self.portal.call(self.core.arun, self.core.new_plan(intent, env, requester, constraints))
 
     def show(self, plan_id: str) -> dict[str, Any]:
-        return self.portal.call(self.core.ashow, plan_id)
+        return self.core.show(plan_id)
 
     def approvals(self, env: str | None = None, sort: str = "expires") -> list[PlanSummary]:
         return self.portal.call(self.core.aapprovals, None, env, sort)

@@ -42,7 +42,7 @@ def percentile(samples: list[float], q: float) -> float:
 
 def time_nodes(orchestrator: Orchestrator, run: int) -> dict[str, float]:
     runtime = Runtime(context=orchestrator.deps)
-    state = {"intent": INTENT, "env": "staging", "requester": "bench", "events": []}
+    state = {"plan_id": f"bench-nodes-{run}", "intent": INTENT, "env": "staging", "requester": "bench", "events": []}
     config = {"configurable": {"thread_id": f"bench-nodes-{run}"}}
     timings = {}
     steps = (

@@ -3,13 +3,13 @@ or Postgres for all three stores (checkpoints, plan index, audit log) when AGENT
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager, contextmanager
+import sqlite3
+from collections.abc import Iterator
+from contextlib import closing, contextmanager
 from typing import Any
 
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.checkpoint.sqlite import SqliteSaver
-from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 
 from agentops.policy import load_policy
 from agentops.ports import Dependencies, Planner, PolicyRetriever
@@ -70,8 +70,8 @@ def build_retriever(settings: Settings) -> PolicyRetriever:
 
 @contextmanager
 def open_checkpointer(settings: Settings) -> Iterator[BaseCheckpointSaver[Any]]:
-    """The durable checkpointer: SQLite under AGENTOPS_HOME (thread-safe: from_conn_string sets
-    check_same_thread=False), or Postgres over a connection pool, its tables migrated first."""
+    """The durable checkpointer: SQLite under AGENTOPS_HOME, or Postgres over a connection pool, its
+    tables migrated first. Synchronous: runs are driven on worker threads (app/service.py)."""
     if settings.database_url:
         from langgraph.checkpoint.postgres import PostgresSaver
         from psycopg_pool import ConnectionPool
@@ -79,35 +79,18 @@ def open_checkpointer(settings: Settings) -> Iterator[BaseCheckpointSaver[Any]]:
         migrate_checkpoints(settings.database_url)
         # check: a pooled connection the server terminated is found (and replaced) before a run borrows it.
         with ConnectionPool(
-            settings.database_url, min_size=1, max_size=10, open=False, kwargs=_saver_connection(), check=ConnectionPool.check_connection
+            settings.database_url, min_size=1, max_size=20, open=False, kwargs=_saver_connection(), check=ConnectionPool.check_connection
         ) as pool:
             yield PostgresSaver(pool)  # type: ignore[arg-type]  # rows are dicts (kwargs' row_factory), which the pool's type cannot see
         return
-    with SqliteSaver.from_conn_string(str(settings.checkpoint_db)) as saver:
-        yield saver
-
-
-@asynccontextmanager
-async def open_async_checkpointer(settings: Settings) -> AsyncIterator[BaseCheckpointSaver[Any]]:
-    """The same store for async callers (the HTTP service opens it once, in its lifespan): SqliteSaver
-    has no async methods, so AsyncSqliteSaver on the file, or AsyncPostgresSaver on an async pool."""
-    if settings.database_url:
-        from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
-        from psycopg_pool import AsyncConnectionPool
-
-        migrate_checkpoints(settings.database_url)
-        async with AsyncConnectionPool(
-            settings.database_url,
-            min_size=1,
-            max_size=20,
-            open=False,
-            kwargs=_saver_connection(),
-            check=AsyncConnectionPool.check_connection,
-        ) as pool:
-            yield AsyncPostgresSaver(pool)  # type: ignore[arg-type]  # as above
-        return
-    async with AsyncSqliteSaver.from_conn_string(str(settings.checkpoint_db)) as saver:
-        yield saver
+    # One connection for every thread (the saver serialises them on its own lock). WAL with
+    # synchronous=NORMAL, as the plan index and audit log have it (tools/storage/database.py): a commit
+    # is not fsynced on its own, so a power cut can lose the last commits but a killed process loses
+    # nothing; the 30 s busy timeout queues behind another process's write (the CLI beside the service).
+    with closing(sqlite3.connect(settings.checkpoint_db, timeout=30, check_same_thread=False)) as conn:
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=NORMAL")
+        yield SqliteSaver(conn)
 
 
 def _saver_connection() -> dict[str, Any]:

@@ -2,15 +2,15 @@
 (auto-deploy, pending, approve), then what start-up (`recover`) makes of it; a full checkpoint database;
 idempotent submissions and decisions over real HTTP.
 
-A run is stopped after its k-th node with LangGraph's `interrupt_after="*"` and durability="sync" — the
-checkpoint a SIGKILL at that boundary leaves, since every step's checkpoint is stored before the next
-starts — and left marked in flight, as a dead process leaves it. (tests/test_kill9.py kills real
+A run is stopped after its k-th node with LangGraph's `interrupt_after="*"` and durability="sync", and
+left marked in flight, as a dead process leaves it. The service saves fewer checkpoints than that (at the
+input, before each record, at the pause and at the end: app/service.py), so a SIGKILL leaves one of these
+states, or an earlier one; start-up has to finish from any of them. (tests/test_kill9.py kills real
 `agentops serve` processes.)
 """
 
 from __future__ import annotations
 
-import asyncio
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -52,18 +52,15 @@ def cut_off(o: BlockingOrchestrator, plan_id: str, graph_input: Any, nodes_done:
     caller = Caller(BOB, APPROVER_ROLES) if isinstance(graph_input, Command) else Caller(ALICE, frozenset({"requester"}))
     core, config = o.core, run_config(plan_id, caller)
 
-    async def drive() -> None:
-        await asyncio.to_thread(core.index.mark_running, plan_id, core.deps.clock())
-        step_input = graph_input
-        for _ in range(nodes_done):
-            async for _event in core.graph.astream(step_input, config, context=core.deps, durability="sync", interrupt_after="*"):
-                pass
-            step_input = None
-        snapshot = await core.graph.aget_state(config)
-        if audit_wrote and snapshot.next == ("audit",):
-            await asyncio.to_thread(write_the_record, snapshot.values, _runtime(core))
-
-    o.portal.call(drive)
+    core.index.mark_running(plan_id, core.deps.clock())
+    step_input = graph_input
+    for _ in range(nodes_done):
+        for _event in core.graph.stream(step_input, config, context=core.deps, durability="sync", interrupt_after="*"):
+            pass
+        step_input = None
+    snapshot = core.graph.get_state(config)
+    if audit_wrote and snapshot.next == ("audit",):
+        write_the_record(snapshot.values, _runtime(core))
 
 
 def _runtime(core: Orchestrator):
@@ -130,6 +127,21 @@ def test_an_approval_cut_off_at_any_node_boundary_is_carried_out_once_at_start_u
     assert [a["approver"] for a in view["approvals"]] == [BOB]
 
 
+@pytest.mark.parametrize(("intent", "status", "last_step"), [(STAGING_DIRECT, "deployed", "deploy"), (STAGING_PENDING, "pending_approval", "approval.requested")])
+def test_a_plan_killed_after_its_input_was_saved_is_run_at_start_up_by_its_requester(orchestrator, settings, intent, status, last_step):
+    """The service's first durable point: the request, before any node runs. The run start-up gives it
+    is the requester's, named by the index row (intake refuses a run nobody authenticated)."""
+    plan = accepted(orchestrator, intent)
+    orchestrator.index.mark_running(plan["plan_id"], orchestrator.deps.clock())
+    config = run_config(plan["plan_id"], Caller(ALICE, frozenset({"requester"})))
+    orchestrator.graph.update_state(config, plan, as_node="__input__")
+    assert orchestrator.show(plan["plan_id"])["status"] == "planning"
+
+    assert orchestrator.recover() == [plan["plan_id"]]
+    view = assert_one_story(orchestrator, settings, plan["plan_id"], status, last_step)
+    assert view["requester"] == ALICE
+
+
 def test_a_plan_whose_first_checkpoint_was_never_saved_ends_failed_on_the_record(orchestrator, settings):
     """Killed before the first step was saved, or the disk was full: the index row is all there is. Shown
     as it is meanwhile (never a 404), and failed with the reason at start-up, through the audit node."""
@@ -163,15 +175,12 @@ def ended(http: httpx.Client, plan_id: str) -> str | None:
 
 def fill_the_disk(app_state, pages: int | None = None) -> None:
     """Cap the checkpoint database at its current size (SQLite answers "database or disk is full"), or
-    lift the cap. On the service's own connection, from the service's loop."""
+    lift the cap. On the service's own connection."""
     saver = app_state.orchestrator.graph.checkpointer
-
-    async def cap() -> None:
-        await saver.setup()  # its tables exist before the disk fills
-        count = pages or (await (await saver.conn.execute("PRAGMA page_count")).fetchone())[0]
-        await saver.conn.execute(f"PRAGMA max_page_count = {count}")
-
-    asyncio.run_coroutine_threadsafe(cap(), saver.loop).result(timeout=30)
+    saver.setup()  # its tables exist before the disk fills
+    with saver.lock:
+        count = pages or saver.conn.execute("PRAGMA page_count").fetchone()[0]
+        saver.conn.execute(f"PRAGMA max_page_count = {count}")
 
 
 def test_a_full_disk_answers_503_and_the_retry_with_the_same_key_makes_the_plan(settings, live_server):
