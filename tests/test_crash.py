@@ -127,7 +127,9 @@ def test_an_approval_cut_off_at_any_node_boundary_is_carried_out_once_at_start_u
     assert [a["approver"] for a in view["approvals"]] == [BOB]
 
 
-@pytest.mark.parametrize(("intent", "status", "last_step"), [(STAGING_DIRECT, "deployed", "deploy"), (STAGING_PENDING, "pending_approval", "approval.requested")])
+@pytest.mark.parametrize(
+    ("intent", "status", "last_step"), [(STAGING_DIRECT, "deployed", "deploy"), (STAGING_PENDING, "pending_approval", "approval.requested")]
+)
 def test_a_plan_killed_after_its_input_was_saved_is_run_at_start_up_by_its_requester(orchestrator, settings, intent, status, last_step):
     """The service's first durable point: the request, before any node runs. The run start-up gives it
     is the requester's, named by the index row (intake refuses a run nobody authenticated)."""
