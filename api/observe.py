@@ -1,6 +1,6 @@
 """What the service learns from watching runs: Prometheus metrics and webhook notifications.
 
-Runs report each node as it starts and ends (LangGraph's "tasks" stream, see Orchestrator._adrive); the
+Runs report each node as it starts and ends (LangGraph's "tasks" stream, see Orchestrator._steps); the
 audit events a node produced say what happened (approval requested, decided, expired). One observer turns
 them into metrics and messages, so the workflow itself knows nothing about either.
 """
@@ -82,6 +82,7 @@ class Observer:
         self.metrics = metrics
         self.webhook = webhook
         self._started: dict[str, tuple[float, dict[str, Any]]] = {}  # task id -> (start, node input state)
+        self._node_timers: dict[str, Any] = {}  # node -> its histogram child (`labels()` costs more than the observation)
 
     def on_task(self, plan_id: str, event: dict[str, Any]) -> None:
         """A node started (event has "input") or ended (event has "result"). Never raises into the run."""
@@ -96,10 +97,15 @@ class Observer:
             return
         started, state = self._started.pop(event["id"], (None, {}))
         if started is not None:
-            self.metrics.node_seconds.labels(node=event["name"]).observe(time.perf_counter() - started)
+            timer = self._node_timers.get(event["name"])
+            if timer is None:
+                timer = self._node_timers[event["name"]] = self.metrics.node_seconds.labels(event["name"])
+            timer.observe(time.perf_counter() - started)
         result = event.get("result") if isinstance(event.get("result"), dict) else {}
+        if not result.get("events"):
+            return
         context = {**state, **result, "plan_id": plan_id}
-        for audit_event in result.get("events", []):
+        for audit_event in result["events"]:
             if audit_event["step"].startswith("plan."):
                 planner = (result.get("planner") or {}).get("name", "unknown")
                 self.metrics.llm_calls.labels(planner=planner).inc(audit_event["payload"].get("llm_calls", 0) or 0)

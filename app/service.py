@@ -369,7 +369,9 @@ class Orchestrator:
 
     def _run(self, plan: PlanState, on_task: TaskObserver | None) -> dict[str, Any]:
         plan_id = plan["plan_id"]
-        if self._state(plan_id).values:
+        # A retried submission (the same Idempotency-Key) names a plan that may have run: its row says so
+        # at the cost of one indexed read, and its checkpoint is read only then.
+        if self.index.get(plan_id) is not None and self._state(plan_id).values:
             self._continue(plan_id, on_task)
         else:
             # The row first: a plan that never reaches its first checkpoint is still found (and failed) at start-up.
