@@ -1,7 +1,7 @@
 """The HTTP service under concurrent clients, through real HTTP (httpx.AsyncClient against uvicorn on
 127.0.0.1): every answer is 2xx and says where the plan stands, and every plan ends exactly once — on
-the auto-deploy path (staging), the approval path (prod, then approved by another person) and the
-blocked path (dev)."""
+the auto-deploy path (staging), the approval path (prod, then approved by another person), the
+blocked path (dev) and the unclear one (a typo the planner asks about)."""
 
 from __future__ import annotations
 
@@ -23,6 +23,7 @@ INTENTS = {
     "staging": ("roll out sentiment-bert v2 to staging on 2 ml.m5.xlarge instances", "staging"),
     "prod": ("deploy fraud-detector v3 to prod on 2 ml.g5.xlarge, canary 10%", "prod"),
     "dev": ("deploy image-tagger to dev using ml.g5.2xlarge", "dev"),
+    "unclear": ("deploy sentiment-bert v2 to staging on 2 ml.m5.xlrage", "staging"),
 }
 
 
@@ -111,6 +112,15 @@ def test_concurrent_blocked_intents_all_answer_blocked_once(served):
     assert {a.json()["status"] for a in answers} == {"blocked"}
     assert {a.json()["verdict"]["violations"][0]["rule"] for a in answers} == {"instance_type.not_allowed"}
     assert_ended_once(api, [a.json()["plan_id"] for a in answers], "blocked", "guardrail.1")
+
+
+def test_concurrent_unclear_intents_all_answer_with_the_question_once(served):
+    url, keys, api = served
+    answers = submit_all(url, keys[ALICE], "unclear")
+    assert [a.status_code for a in answers] == [201] * CLIENTS
+    assert {a.json()["status"] for a in answers} == {"needs_clarification"}
+    assert all("did you mean ml.m5.xlarge?" in a.json()["question"] for a in answers)
+    assert_ended_once(api, [a.json()["plan_id"] for a in answers], "needs_clarification", "plan.1")
 
 
 def test_all_paths_at_once_answer_2xx(served):
