@@ -1,6 +1,6 @@
 """The FastAPI app: `create_app(settings)`.
 
-The lifespan opens what lives as long as the process: the AsyncSqliteSaver checkpointer (once), the
+The lifespan opens what lives as long as the process: the checkpointer (once), the
 Orchestrator over it, the background runs, the webhook worker and the expiry timer. Authentication is set
 up at creation, so a broken keys file stops the server before it listens.
 """

@@ -21,8 +21,10 @@ from langgraph.runtime import Runtime
 from rich.console import Console
 from rich.table import Table
 
+from agentops.approval import Caller
 from agentops.settings import Settings
 from app.service import Orchestrator
+from graph.context import run_config
 from nodes.audit import audit
 from nodes.deploy import deploy
 from nodes.guardrail import guardrail
@@ -42,8 +44,8 @@ def percentile(samples: list[float], q: float) -> float:
 
 def time_nodes(orchestrator: Orchestrator, run: int) -> dict[str, float]:
     runtime = Runtime(context=orchestrator.deps)
-    state = {"plan_id": f"bench-nodes-{run}", "intent": INTENT, "env": "staging", "requester": "bench", "events": []}
-    config = {"configurable": {"thread_id": f"bench-nodes-{run}"}}
+    state = {"intent": INTENT, "env": "staging", "events": []}
+    config = run_config(f"bench-nodes-{run}", Caller("bench", frozenset({"requester"})))  # intake names the plan and its requester
     timings = {}
     steps = (
         ("intake", intake),

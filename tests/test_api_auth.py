@@ -6,23 +6,21 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 
 import httpx
 import jwt
 import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
+from served import AGENTOPS
 
 from agentops.errors import AgentOpsError
 from agentops.settings import Settings
 from api import create_app
 from api.auth import DEV_IDENTITIES, create_dev_keys, hash_key
 
-AGENTOPS = str(Path(sys.executable).parent / "agentops")
 PROD_INTENT = "deploy fraud-detector v3 to prod on 2 ml.g5.xlarge, canary 10%"
 
 

@@ -7,22 +7,12 @@ from __future__ import annotations
 import os
 import re
 import signal
-import socket
 import subprocess
-import sys
 import threading
-from pathlib import Path
 
 import httpx
 from fakes import wait_until
-
-AGENTOPS = str(Path(sys.executable).parent / "agentops")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from served import AGENTOPS, free_port
 
 
 def test_the_done_when_walkthrough(tmp_path):

@@ -7,17 +7,16 @@ import json
 import os
 import sqlite3
 import subprocess
-import sys
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 from cli_testing import Cli
+from served import AGENTOPS
 
 from app.exit_codes import ExitCode
 
-AGENTOPS = str(Path(sys.executable).parent / "agentops")
 PROD_INTENT = "deploy fraud-detector v3 to prod on 2 ml.g5.xlarge, canary 10%"
 
 

@@ -16,24 +16,19 @@ import contextlib
 import http.server
 import os
 import re
-import signal
-import socket
-import subprocess
-import sys
 import threading
 import urllib.request
-from pathlib import Path
 
 import httpx
 import pytest
 from aws_testing import REGION, ROLE_ARN, aws_env, client, moto, moto_server  # noqa: F401  (pytest fixtures)
 from fakes import wait_until
+from served import ServedProcess
 
 from api.auth import create_dev_keys
 from tools.audit.local import SqliteAuditLog
 from tools.storage.plan_index import PlanIndex
 
-AGENTOPS = str(Path(sys.executable).parent / "agentops")
 STAGING_DIRECT = "deploy churn-predictor v1 to staging on 2 ml.m5.large"
 STAGING_PENDING = "deploy churn-predictor v1 to staging on 3 ml.m5.large"  # 3 instances: a human decides
 ALICE, BOB, VICTOR = "alice@example.com", "bob@example.com", "victor@example.com"
@@ -120,51 +115,6 @@ class HoldEachNewCall:
         self.server.shutdown()
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class Service:
-    """`agentops serve` on one home and a fixed port, so it can be killed and started again."""
-
-    def __init__(self, home: Path, env: dict[str, str]):
-        self.home, self.env, self.port = home, env, free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.process: subprocess.Popen | None = None
-        self.log = home / "serve.log"
-
-    def start(self) -> Service:
-        self.home.mkdir(parents=True, exist_ok=True)
-        with self.log.open("a") as log:
-            self.process = subprocess.Popen(
-                [AGENTOPS, "serve", "--port", str(self.port)], env=self.env, stdout=log, stderr=subprocess.STDOUT
-            )
-        wait_until(self._ready, timeout=120, what="the service to be ready")
-        return self
-
-    def _ready(self) -> bool:
-        assert self.process.poll() is None, f"the service exited: {self.log.read_text()[-2000:]}"
-        try:
-            return httpx.get(f"{self.url}/readyz", timeout=5).status_code == 200
-        except httpx.TransportError:
-            return False
-
-    def kill9(self) -> None:
-        self.process.send_signal(signal.SIGKILL)
-        self.process.wait(timeout=30)
-
-    def stop(self) -> None:
-        if self.process and self.process.poll() is None:
-            self.process.send_signal(signal.SIGINT)
-            try:
-                self.process.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=30)
-
-
 @pytest.fixture
 def service(tmp_path, moto):  # noqa: F811  (the fixture imported above)
     proxy = HoldEachNewCall(moto)
@@ -188,7 +138,7 @@ def service(tmp_path, moto):  # noqa: F811  (the fixture imported above)
     }
     home.mkdir(parents=True)
     keys = create_dev_keys(home / "api-keys.json")
-    running = Service(home, env)
+    running = ServedProcess(home, env)
     yield running, proxy, keys
     proxy.close()
     running.stop()
@@ -196,11 +146,11 @@ def service(tmp_path, moto):  # noqa: F811  (the fixture imported above)
     assert "Traceback" not in log, log[-4000:]
 
 
-def as_(service: Service, keys: dict[str, str], person: str) -> httpx.Client:
+def as_(service: ServedProcess, keys: dict[str, str], person: str) -> httpx.Client:
     return httpx.Client(base_url=service.url, headers={"Authorization": f"Bearer {keys[person]}"}, timeout=120)
 
 
-def kill_at_each_new_call(service: Service, proxy: HoldEachNewCall, act) -> int:
+def kill_at_each_new_call(service: ServedProcess, proxy: HoldEachNewCall, act) -> int:
     """Start the service, `act()` (a request whose answer may never come), then kill -9 at each new AWS call
     and restart until the work goes through without one. The number of kills."""
     kills = 0
@@ -223,12 +173,12 @@ def kill_at_each_new_call(service: Service, proxy: HoldEachNewCall, act) -> int:
     return kills
 
 
-def _busy(service: Service) -> bool:
+def _busy(service: ServedProcess) -> bool:
     """Whether the service still has a plan in flight (its index marks runs until they pause or end)."""
     return bool(PlanIndex(service.home / "agentops.sqlite").running())
 
 
-def assert_one_story(service: Service, keys: dict[str, str], plan_id: str, status: str, last_step: str) -> None:
+def assert_one_story(service: ServedProcess, keys: dict[str, str], plan_id: str, status: str, last_step: str) -> None:
     view = wait_until(
         lambda: (v := as_(service, keys, VICTOR).get(f"/plans/{plan_id}").json())["status"] == status and not _busy(service) and v,
         timeout=120,

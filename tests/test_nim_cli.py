@@ -8,13 +8,12 @@ import os
 import socket
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
+from served import AGENTOPS
 
 from agentops.settings import PROJECT_ROOT
 
-AGENTOPS = str(Path(sys.executable).parent / "agentops")
 PROD_INTENT = "deploy fraud-detector v3 to prod on 2 ml.g5.xlarge, canary 10%"
 
 

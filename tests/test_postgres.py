@@ -9,20 +9,17 @@ from __future__ import annotations
 
 import http.server
 import os
-import signal
-import socket
 import subprocess
-import sys
 import threading
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
-from pathlib import Path
 
 import httpx
 import pytest
 from aws_testing import REGION, ROLE_ARN, aws_env, client, moto, moto_server  # noqa: F401  (pytest fixtures)
 from fakes import wait_until
+from served import AGENTOPS, ServedProcess
 
 from agentops.schemas import TERMINAL_STATUSES, Decision
 from api.auth import create_dev_keys
@@ -30,60 +27,11 @@ from tools.audit.local import AuditLog
 from tools.audit.trail import AuditTrail
 from tools.storage.plan_index import PlanIndex
 
-AGENTOPS = str(Path(sys.executable).parent / "agentops")
 PROD_INTENT = "deploy fraud-detector v3 to prod on 2 ml.g5.xlarge, canary 10%"
 # Staging with 3 instances needs a human (policy: peak_instance_count_at_least) and runs on moto without stubs.
 STAGING_PENDING = "deploy churn-predictor v1 to staging on 3 ml.m5.large"
 STAGING_PENDING_2 = "deploy fraud-scorer v1 to staging on 3 ml.m5.large"
 STAGING_DIRECT = "deploy churn-predictor v1 to staging on 2 ml.m5.large"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class Replica:
-    """One `agentops serve` process with its own home (keys shared), on a fixed port so it can restart."""
-
-    def __init__(self, home: Path, env: dict[str, str]):
-        self.home, self.env, self.port = home, env, free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.process: subprocess.Popen | None = None
-        self.log = home / "serve.log"
-
-    def start(self) -> Replica:
-        self.home.mkdir(parents=True, exist_ok=True)
-        with self.log.open("a") as log:
-            self.process = subprocess.Popen(
-                [AGENTOPS, "serve", "--port", str(self.port)],
-                env=self.env | {"AGENTOPS_HOME": str(self.home)},
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
-        wait_until(self._ready, timeout=90, what=f"the replica on port {self.port} to be ready")
-        return self
-
-    def _ready(self) -> bool:
-        assert self.process.poll() is None, f"the replica exited: {self.log.read_text()[-2000:]}"
-        try:
-            return httpx.get(f"{self.url}/readyz", timeout=5).status_code == 200
-        except httpx.TransportError:
-            return False
-
-    def kill9(self) -> None:
-        self.process.send_signal(signal.SIGKILL)
-        self.process.wait(timeout=30)
-
-    def stop(self) -> None:
-        if self.process and self.process.poll() is None:
-            self.process.send_signal(signal.SIGINT)
-            try:
-                self.process.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=30)
 
 
 @pytest.fixture
@@ -92,13 +40,13 @@ def cluster(tmp_path, postgres_url):
     (replicas, {person: key}). All are stopped at the end."""
     keys_file = tmp_path / "api-keys.json"
     keys = create_dev_keys(keys_file)
-    replicas: list[Replica] = []
+    replicas: list[ServedProcess] = []
 
-    def start(n: int, **extra_env: str) -> tuple[list[Replica], dict[str, str]]:
+    def start(n: int, **extra_env: str) -> tuple[list[ServedProcess], dict[str, str]]:
         env = {k: v for k, v in os.environ.items() if not k.startswith("AGENTOPS_")}
         env |= {"AGENTOPS_DATABASE_URL": postgres_url, "AGENTOPS_API_KEYS_FILE": str(keys_file), "COLUMNS": "200", **extra_env}
         for _i in range(n):
-            replicas.append(Replica(tmp_path / f"replica-{len(replicas)}", env).start())
+            replicas.append(ServedProcess(tmp_path / f"replica-{len(replicas)}", env).start())
         return replicas, keys
 
     yield start
@@ -108,17 +56,17 @@ def cluster(tmp_path, postgres_url):
     assert "Traceback" not in logs, logs[-4000:]
 
 
-def as_(replica: Replica, keys: dict[str, str], person: str) -> httpx.Client:
+def as_(replica: ServedProcess, keys: dict[str, str], person: str) -> httpx.Client:
     return httpx.Client(base_url=replica.url, headers={"Authorization": f"Bearer {keys[person]}"}, timeout=120)
 
 
-def submit(replica: Replica, keys: dict[str, str], intent: str, env: str) -> dict:
+def submit(replica: ServedProcess, keys: dict[str, str], intent: str, env: str) -> dict:
     answer = as_(replica, keys, "alice@example.com").post("/plans", json={"intent": intent, "env": env})
     assert answer.status_code in (201, 202), answer.text
     return answer.json()
 
 
-def terminal(replica: Replica, keys: dict[str, str], plan_id: str) -> dict | None:
+def terminal(replica: ServedProcess, keys: dict[str, str], plan_id: str) -> dict | None:
     view = as_(replica, keys, "victor@example.com").get(f"/plans/{plan_id}").json()
     return view if view["status"] in TERMINAL_STATUSES and not view["waiting_for"] else None
 

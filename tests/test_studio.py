@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -17,6 +16,7 @@ import httpx
 import pytest
 from fakes import needs
 from langgraph_sdk import get_sync_client
+from served import free_port
 
 from agentops.settings import PROJECT_ROOT
 from api.auth import hash_key
@@ -37,12 +37,6 @@ def client_as(url: str, person: str):
 
 LANGGRAPH = Path(sys.executable).parent / "langgraph"
 PROD_INTENT = "deploy fraud-detector v3 to prod on 2 ml.g5.xlarge"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.fixture
