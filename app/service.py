@@ -12,7 +12,7 @@ database's lock on the plan (Postgres: an advisory lock) across processes and re
 Crashes. The checkpoint is the source of truth, and the plan index and audit log never run ahead of it.
 A run is driven in a worker thread (LangGraph's synchronous loop: no hop to the event loop per node or
 per checkpoint write) and its checkpoints are made durable at chosen points, not after every node
-(docs/runbook.md, "What a crash costs"):
+(docs/runbook.md, "Recover", has what a crash between two of them costs):
 - the accepted request: a plan's index row, then its input checkpoint, before any node runs;
 - the record: every run that passes through the audit node pauses before it (a static breakpoint,
   `THINK`), so the state the audit node writes from — and that deploy acts on — is durable before the
@@ -239,10 +239,12 @@ class Orchestrator:
         """Retrieve, plan, resolve and check with no side effects: the workflow itself, with the same
         routing (re-plan rounds included), run on a throwaway in-memory checkpointer and stopped before
         its first write — the audit node."""
-        state = self.new_plan(intent, env, requester, constraints)
+        return await asyncio.to_thread(self._preview, self.new_plan(intent, env, requester, constraints))
+
+    def _preview(self, state: PlanState) -> dict[str, Any]:
         config = self._thread(state["plan_id"], _requester(state))
         dry_graph = build_graph(InMemorySaver(), interrupt_before=["audit"])
-        await asyncio.to_thread(dry_graph.invoke, state, config, context=self.deps)
+        dry_graph.invoke(state, config, context=self.deps)
         # The throwaway run's id names nothing that exists: leave it out rather than invite `show` on it.
         return {k: v for k, v in plan_view(dry_graph.get_state(config).values).items() if k != "plan_id"}
 
