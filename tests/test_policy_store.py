@@ -263,8 +263,9 @@ def test_evaluation_question_is_answered_in_the_top_three(shared_store: PolicySt
 
 
 def test_processes_starting_at_once_on_one_home_set_the_collection_up_once(tmp_path: Path, documents):
-    """Four processes on a fresh home, released together (they block on stdin until all have imported):
-    each searches at once, so each finds no collection and wants to build it. All answer; one collection."""
+    """Four processes open a fresh home at once (Chroma creates its tables then), and are released together
+    (they block on stdin until all have opened it): each searches at once, so each finds no collection and
+    wants to build it. All answer; one collection."""
     persist_dir = tmp_path / "chroma"
     script = textwrap.dedent(
         f"""

@@ -106,18 +106,21 @@ class PolicyStore:
         self._records = {r.id: r for r in _records(documents)}
         self.fingerprint = fingerprint(list(self._records.values()), self.embedding_function)
         Path(persist_dir).mkdir(parents=True, exist_ok=True)
-        self._client = chromadb.PersistentClient(path=str(persist_dir), settings=chromadb.Settings(anonymized_telemetry=False))
         # Nodes run in worker threads under the async app, and several processes may share one home (the
         # service and the CLI, two replicas starting at once): the check-and-build is one step for all of
         # them — a thread lock within the process, a file lock across processes.
         self._lock = threading.Lock()
+        self._file_lock = FileLock(Path(persist_dir) / f"{collection_name}.index.lock")
+        # Opening a fresh home creates Chroma's own tables, and two processes doing that at once fail with
+        # "table collections already exists": the first open is serialised too.
+        with self._file_lock:
+            self._client = chromadb.PersistentClient(path=str(persist_dir), settings=chromadb.Settings(anonymized_telemetry=False))
         self._collection: Collection | None = None  # checked against the fingerprint; None: check at the next search
         self._results: OrderedDict[tuple[str, str, int], list[Evidence]] = OrderedDict()
         self._results_lock = threading.Lock()
         prepare = getattr(self.reranker, "prepare", None)
         if prepare is not None:  # tokenise the sections now, not on every query
             prepare([r.indexed_text for r in self._records.values()])
-        self._file_lock = FileLock(Path(persist_dir) / f"{collection_name}.index.lock")
 
     @classmethod
     def from_settings(cls, settings: Settings, **overrides: Any) -> PolicyStore:
