@@ -21,16 +21,16 @@ from typing import Any
 
 from agentops.errors import AgentOpsError
 from api.observe import Observer
-from app.service import TaskObserver, out_of_service
+from app.service import DRIVE_THREADS, TaskObserver, out_of_service
 
 logger = logging.getLogger("agentops.api")
 
 SLOW_NODES = frozenset({"deploy", "watch"})
-# Runs driven at once by this process; more wait their turn here, on the event loop. Each running plan holds
-# a database lock (Postgres: a pooled connection, tools/storage/database.py allows 50) and borrows worker
-# threads: unbounded, a burst of background deploys exhausted the pool and starved the threads (500s after
-# a 60 s pool timeout) instead of queueing.
-MAX_RUNNING = 32
+# Runs driven at once by this process, one per drive thread; more wait their turn here, on the event loop.
+# Each running plan holds a database lock (Postgres: a pooled connection, tools/storage/database.py allows
+# 50): unbounded, a burst of background deploys exhausted the pool and starved the threads (500s after a
+# 60 s pool timeout) instead of queueing.
+MAX_RUNNING = DRIVE_THREADS
 KEEPALIVE_SECONDS = 15.0  # a comment line on an idle stream, so proxies do not cut it
 
 
