@@ -42,6 +42,7 @@ bench: install
 	$(BIN)/python bench/bench_retrieval.py
 	$(BIN)/python bench/bench_intent.py
 	$(BIN)/python bench/bench_http.py --seconds 10 --sustain 60
+	$(BIN)/python bench/bench_floor.py --seconds 10
 
 clean:
 	rm -rf $(VENV) .agentops .pytest_cache
