@@ -16,7 +16,7 @@ from typing import Any, Protocol, runtime_checkable
 from pydantic import BaseModel, Field
 
 from agentops.policy import Policy
-from agentops.schemas import Change, Constraints, Evidence, PlanConfig
+from agentops.schemas import Change, Constraints, Deployed, Evidence, PlanConfig
 from agentops.settings import Settings
 
 
@@ -108,6 +108,11 @@ class AuditSink(Protocol):
 
 class PlanRecorder(Protocol):
     def record(self, state: dict[str, Any]) -> None: ...
+
+    def last_deployed(self, env: str, endpoint_name: str) -> Deployed | None:
+        """The deployment AgentOps last made on the endpoint that still stands (not rolled back or torn
+        down since); None when it has made none."""
+        ...
 
 
 @runtime_checkable

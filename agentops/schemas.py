@@ -200,3 +200,12 @@ class PlanSummary(BaseModel):
     endpoint_name: str | None = None
     peak_cost_usd: float | None = None
     decision: Decision | None = None
+
+
+class Deployed(BaseModel):
+    """A deployment AgentOps made that still stands on its endpoint: what a later plan for it starts from
+    (agentops/updates.py)."""
+
+    plan_id: str
+    deployed_at: datetime
+    config: dict[str, Any] = Field(description="The DeploymentConfig it deployed.")

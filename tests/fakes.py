@@ -12,7 +12,7 @@ from langgraph.runtime import Runtime
 from agentops.approval import Caller
 from agentops.policy import Policy
 from agentops.ports import Dependencies, PlannerOutput, PlanRequest
-from agentops.schemas import Change, DeploymentConfig, Evidence
+from agentops.schemas import Change, Deployed, DeploymentConfig, Evidence
 from agentops.settings import PROJECT_ROOT, Settings
 from graph.context import run_config
 from tools.sagemaker.state import plan_change
@@ -105,11 +105,17 @@ class MemoryAudit:
 
 
 class MemoryRecorder:
-    def __init__(self):
+    """Records rows; `deployed` holds what stands on each (env, endpoint), for a test to set."""
+
+    def __init__(self, deployed: dict[tuple[str, str], Deployed] | None = None):
         self.records: dict[str, dict[str, Any]] = {}
+        self.deployed = deployed or {}
 
     def record(self, state: dict[str, Any]) -> None:
         self.records[state["plan_id"]] = dict(state)
+
+    def last_deployed(self, env: str, endpoint_name: str) -> Deployed | None:
+        return self.deployed.get((env, endpoint_name))
 
 
 def runtime_for(deps: Dependencies) -> Runtime:

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from agentops.policy import person_key
-from agentops.schemas import TERMINAL_STATUSES, Decision, PlanSummary
+from agentops.schemas import TERMINAL_STATUSES, Decision, Deployed, PlanSummary
 from tools.storage.database import Database
 
 _SCHEMA = """
@@ -52,6 +52,18 @@ CREATE TABLE IF NOT EXISTS plan_runs (
     plan_id     TEXT PRIMARY KEY,
     started_at  TEXT NOT NULL
 );
+-- Deployments that ended `deployed`, one row per plan: the newest on an endpoint not ended since (by a
+-- rollback plan or a teardown, named in ended_by) is what runs there, as far as AgentOps knows, and what
+-- a later plan for that endpoint starts from (agentops/updates.py).
+CREATE TABLE IF NOT EXISTS deployments (
+    plan_id       TEXT PRIMARY KEY,
+    env           TEXT NOT NULL,
+    endpoint_name TEXT NOT NULL,
+    config        TEXT NOT NULL,     -- the DeploymentConfig as JSON
+    deployed_at   TEXT NOT NULL,
+    ended_by      TEXT               -- the rollback or teardown plan that ended it
+);
+CREATE INDEX IF NOT EXISTS deployments_endpoint ON deployments (env, endpoint_name, deployed_at);
 -- Idempotency-Key of a POST: per caller, the plan it named and a hash of the request it came with.
 CREATE TABLE IF NOT EXISTS idempotency_keys (
     scope         TEXT NOT NULL,     -- who sent it (person_key of the caller) and what for
@@ -86,11 +98,20 @@ class PlanIndex:
             return conn.execute(sql, params).fetchall()
 
     def record(self, state: dict[str, Any]) -> None:
-        """Upsert a plan's row from workflow state (called by the audit node at every transition)."""
+        """Upsert a plan's row from workflow state (called by the audit node at every transition), and
+        keep what runs on its endpoint: a deployment joins it, a rollback or teardown ends it."""
+        with self.db.connect() as conn:
+            conn.begin_write(f"plan-record:{state['plan_id']}")
+            self._record_row(conn, state)
+            self._record_deployment(conn, state)
+            conn.commit()
+
+    @staticmethod
+    def _record_row(conn: Any, state: dict[str, Any]) -> None:
         config = state.get("config") or {}
         report = state.get("report") or {}
         now = state.get("updated_at") or state["created_at"]
-        self._execute(
+        conn.execute(
             """
             INSERT INTO plans (plan_id, env, requester, intent, status, created_at, updated_at, expires_at,
                                endpoint_name, peak_cost_usd, decision)
@@ -116,6 +137,48 @@ class PlanIndex:
                 *_DECIDED,
             ),
         )
+
+    @staticmethod
+    def _record_deployment(conn: Any, state: dict[str, Any]) -> None:
+        """Idempotent, as every audit pass is: a plan joins once, and ends at most what stood before it."""
+        config, status = state.get("config") or {}, state.get("status")
+        endpoint, action = config.get("endpoint_name"), config.get("action", "deploy")
+        if not endpoint:
+            return
+        plan_id, env, now = state["plan_id"], state["env"], state.get("updated_at") or state["created_at"]
+        if status == "deployed" and action == "deploy":
+            conn.execute(
+                "INSERT INTO deployments (plan_id, env, endpoint_name, config, deployed_at) VALUES (?, ?, ?, ?, ?) "
+                "ON CONFLICT (plan_id) DO NOTHING",
+                (plan_id, env, endpoint, json.dumps(config, sort_keys=True), now),
+            )
+        elif status == "torn_down" and action == "teardown":
+            conn.execute(
+                "UPDATE deployments SET ended_by = ? WHERE env = ? AND endpoint_name = ? AND ended_by IS NULL",
+                (plan_id, env, endpoint),
+            )
+        elif status == "rolled_back" and action == "rollback":
+            # The endpoint returns to the config before the newest deployment: that one ends, once.
+            conn.execute(
+                """
+                UPDATE deployments SET ended_by = ?
+                WHERE plan_id = (SELECT plan_id FROM deployments WHERE env = ? AND endpoint_name = ? AND ended_by IS NULL
+                                 ORDER BY deployed_at DESC, plan_id DESC LIMIT 1)
+                  AND NOT EXISTS (SELECT 1 FROM deployments WHERE ended_by = ?)
+                """,
+                (plan_id, env, endpoint, plan_id),
+            )
+
+    def last_deployed(self, env: str, endpoint_name: str) -> Deployed | None:
+        rows = self._select(
+            "SELECT plan_id, config, deployed_at FROM deployments WHERE env = ? AND endpoint_name = ? AND ended_by IS NULL "
+            "ORDER BY deployed_at DESC, plan_id DESC LIMIT 1",
+            (env, endpoint_name),
+        )
+        if not rows:
+            return None
+        row = rows[0]
+        return Deployed(plan_id=row["plan_id"], deployed_at=row["deployed_at"], config=json.loads(row["config"]))
 
     def decide(self, plan_id: str, decision: Decision, now: datetime, required: int = 1) -> int | None:
         """Record one decision on a pending, unexpired plan; the slot it filled, or None if it did not count.
