@@ -143,6 +143,11 @@ class PlanOut(BaseModel):
     decision: Decision | None = None
     deployment: dict[str, Any] | None = None
     change: Change | None = Field(default=None, description="What the plan changes against what runs on the endpoint now.")
+    basis: dict[str, Any] | None = Field(
+        default=None,
+        description="The deployment on this endpoint the plan started from: {plan_id, deployed_at, config, kept}; "
+        "`kept` lists the fields taken from it because the request did not state them.",
+    )
     error: str | None = None
     waiting_for: list[str] = Field(default_factory=list, description="The next step(s); ['approval'] while a human is awaited.")
 

@@ -134,11 +134,23 @@ def _print_report(report: dict[str, Any]) -> None:
         console.print("[bold]needs human approval:[/] " + "; ".join(report.get("approval_reasons", [])))
 
 
+def _origin(field: str, view: dict[str, Any]) -> str:
+    """Where a config value came from, when not from the planner: the requester's words, or the deployment
+    the plan started from (agentops/updates.py)."""
+    if field in (view.get("pinned") or []):
+        return " (as requested)"
+    basis = view.get("basis") or {}
+    if field in (basis.get("kept") or []):
+        return f" (kept from plan {basis['plan_id'][:TABLE_ID_LENGTH]}, deployed)"
+    return ""
+
+
 def _print_change(change: dict[str, Any]) -> None:
     """What the plan changes against what runs now: the diff an approver reads."""
     console.print(f"change: {change['summary']}", highlight=False)
     if change.get("diff"):
-        table = Table("field", "now", "planned", title="against what runs now", title_justify="left")
+        against = "against what runs now" if change.get("known") else "against what AgentOps last deployed there"
+        table = Table("field", "now", "planned", title=against, title_justify="left")
         for row in change["diff"]:
             table.add_row(
                 row["field"], "-" if row["current"] is None else str(row["current"]), "-" if row["planned"] is None else str(row["planned"])
@@ -174,8 +186,7 @@ def _print_plan(view: dict[str, Any]) -> None:
         ]
         for key in ordered:
             value = view["config"][key]
-            pinned = " (as requested)" if key in (view.get("pinned") or []) else ""
-            table.add_row(key, f"{value}{pinned}")
+            table.add_row(key, f"{value}{_origin(key, view)}")
         console.print(table)
     if view.get("change"):
         _print_change(view["change"])

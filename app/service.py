@@ -76,6 +76,7 @@ _VIEW_FIELDS = (
     "expires_at",
     "config",
     "change",
+    "basis",
     "pinned",
     "reading",
     "question",

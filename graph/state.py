@@ -38,6 +38,7 @@ class PlanOutput(TypedDict, total=False):
     evidence: list[dict[str, Any]]
     config: dict[str, Any] | None
     change: dict[str, Any] | None
+    basis: dict[str, Any] | None
     pinned: list[str]
     planner: dict[str, Any]
     report: dict[str, Any]
@@ -58,6 +59,9 @@ class PlanState(PlanInput, total=False):
     evidence: list[dict[str, Any]]  # [Evidence]
     config: dict[str, Any] | None  # DeploymentConfig or EndpointAction, or None when the planner could not produce one
     change: dict[str, Any] | None  # Change: what the plan changes against what runs now (resolve node)
+    # The deployment on the same endpoint this plan started from (agentops/updates.py): plan_id,
+    # deployed_at, its config, and the fields kept from it because the requester did not state them.
+    basis: dict[str, Any] | None
     pinned: list[str]  # config fields the requester stated explicitly: never changed by a re-plan
     reading: dict[str, Any]  # field -> {value, words, start, end}: the requester's words each stated value came from
     question: str | None  # needs_clarification: what the requester is asked (the words that could not be read)

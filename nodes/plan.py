@@ -5,6 +5,10 @@ violations; each round is its own `plan.N` event, and the workflow decides wheth
 (`violations_the_planner_chose` is what it asks). A planner that could not run at all ends the plan
 `failed`; one that could not read every word the requester wrote ends it `needs_clarification` with a
 question (nothing is planned, no default stands in); one that fell back to the offline planner says so on the plan and on the record.
+
+A first round for an endpoint AgentOps has deployed starts from that deployment: what the requester
+did not state keeps its values, not the planner's defaults (agentops/updates.py); `basis` says which
+deployment and which fields.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ from langgraph.runtime import Runtime
 
 from agentops.ports import Dependencies, PlannerOutput, PlanRequest
 from agentops.schemas import Constraints, Evidence
+from agentops.updates import start_from
 from graph.context import dependencies_of
 from graph.state import PlanState
 
@@ -64,6 +69,9 @@ def plan(state: PlanState, runtime: Runtime[Dependencies]) -> dict[str, Any]:
     round_number = previous.get("rounds", 0) + 1
     request = _request(state, revising=round_number > 1)
     output = deps.planner.plan(request, deps.policy)
+    basis = None
+    if round_number == 1:
+        output, basis = _start_from_deployment(state, output, deps)
     retrieval_fallbacks = evidence_fallbacks(state)
     warnings = [*output.warnings, *(f"policy evidence came from the offline store: {reason}" for reason in retrieval_fallbacks)]
     # What stood in for a failed endpoint goes on the plan and on its event alike.
@@ -93,6 +101,9 @@ def plan(state: PlanState, runtime: Runtime[Dependencies]) -> dict[str, Any]:
             }
         ],
     }
+    if basis is not None:
+        update["basis"] = basis
+        update["events"][0]["payload"]["basis"] = {"plan_id": basis["plan_id"], "kept": basis["kept"]}
     if output.reading or round_number == 1:
         update["reading"] = output.reading  # which words each stated value came from, for the approver
     if output.constraints:
@@ -105,6 +116,25 @@ def plan(state: PlanState, runtime: Runtime[Dependencies]) -> dict[str, Any]:
         # Words that could not be read: nothing was planned, the requester is asked (the record keeps the question).
         update |= {"status": "needs_clarification", "question": output.question, "config": None}
     return update
+
+
+def _start_from_deployment(state: PlanState, output: PlannerOutput, deps: Dependencies) -> tuple[PlannerOutput, dict[str, Any] | None]:
+    """The planner's output started from what AgentOps last deployed on the planned endpoint
+    (agentops/updates.py), and the plan's `basis`: that deployment and the fields kept from it. A warning
+    about the artifact path the planner assumed by convention goes when the running artifact replaces it.
+    Unchanged, with no basis, for a new endpoint or a plan that is no deployment."""
+    config = output.config or {}
+    if output.failed or output.question is not None or config.get("action", "deploy") != "deploy" or not config.get("endpoint_name"):
+        return output, None
+    deployed = deps.plan_index.last_deployed(state["env"], config["endpoint_name"])
+    if deployed is None:
+        return output, None
+    started, kept = start_from(deployed.config, config, output.pinned)
+    assumed = config.get("model_data_url")
+    replaced = "model_data_url" in kept and assumed and assumed != started["model_data_url"]
+    warnings = [w for w in output.warnings if not (replaced and assumed in w)]
+    basis = {"plan_id": deployed.plan_id, "deployed_at": deployed.deployed_at.isoformat(), "config": deployed.config, "kept": kept}
+    return output.model_copy(update={"config": started, "warnings": warnings}), basis
 
 
 def _tightened(current: dict[str, Any], stated: dict[str, Any]) -> dict[str, Any]:

@@ -1,7 +1,8 @@
 """The `resolve` node: what the plan changes against what runs now.
 
 It sits between plan and guardrail. Through the deployer it reads the endpoint's current state (execute
-mode; dry-run cannot look, and the change says the state is unknown rather than inventing one) and
+mode; dry-run cannot look: the change is against the deployment the plan started from, if any, and says
+the state is unknown rather than inventing one) and
 records the change an approver reads: create or update and every field that differs, the config a
 rollback returns to, each resource a teardown deletes, or why the plan cannot run as it stands. What it
 read goes on the audit log (`resolve.N`). It only reads, so a re-run is harmless.
@@ -18,6 +19,7 @@ from agentops.errors import AgentOpsError
 from agentops.guardrails import planned_network as network_for
 from agentops.ports import Dependencies
 from agentops.schemas import Change, DeploymentConfig, parse_config
+from agentops.updates import differences
 from graph.context import dependencies_of
 from graph.state import PlanState
 
@@ -46,9 +48,23 @@ def resolve(state: PlanState, runtime: Runtime[Dependencies]) -> dict[str, Any]:
             change.error = change.error or problem
         else:
             change.warnings.append(problem)
+    if not change.known and not change.error and state.get("basis") and isinstance(config, DeploymentConfig):
+        change = against_last_deployment(config, state["basis"], change)
     dumped = change.model_dump(mode="json")
     if not change.known and not change.error:
-        # Nothing was read (dry-run): the change follows from the config alone, which plan.N records.
+        # Nothing was read (dry-run): the change follows from the config and the plan's basis, which plan.N records.
         return {"change": dumped}
     round_number = (state.get("planner") or {}).get("rounds", 1)
     return {"change": dumped, "events": [{"step": f"resolve.{round_number}", "actor": "agentops", "payload": dumped}]}
+
+
+def against_last_deployment(config: DeploymentConfig, basis: dict[str, Any], unknown: Change) -> Change:
+    """Nothing could be read (dry-run): the change against the deployment this plan started from, as
+    AgentOps left it — still `known: False`, since nobody looked at the endpoint."""
+    before = basis["config"]
+    summary = (
+        f"update endpoint {config.endpoint_name} from {before.get('model_name')} on {before.get('instance_count')} x "
+        f"{before.get('instance_type')} to {config.model_name} on {config.instance_count} x {config.instance_type}; "
+        f"'from' is what AgentOps last deployed there (plan {basis['plan_id']}, {basis['deployed_at']}): dry-run reads nothing from AWS"
+    )
+    return unknown.model_copy(update={"action": "update", "summary": summary, "diff": differences(before, config.model_dump(mode="json"))})
