@@ -86,9 +86,12 @@ class Deployer(Protocol):
         *,
         approved: dict[str, Any] | None = None,
         vpc: dict[str, list[str]] | None = None,
+        basis: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
         """Make the plan's calls; `approved` is the endpoint state the plan was approved against (None:
-        unknown). Raises AgentOpsError (with `executed` when it failed part-way)."""
+        unknown), `basis` the deployment the plan started from ({plan_id, config}: agentops/updates.py),
+        which a deployer that cannot look takes to be what runs. Raises AgentOpsError (with `executed`
+        when it failed part-way)."""
         ...
 
     def finish(self, deployment: dict[str, Any]) -> dict[str, Any]:

@@ -72,7 +72,9 @@ def deploy(state: PlanState, runtime: Runtime[Dependencies]) -> dict[str, Any]:
         return failed(network)
     change = state.get("change") or {}
     try:
-        result = deps.deployer.deploy(config, state["plan_id"], approved=change.get("current") if change.get("known") else None, vpc=vpc)
+        result = deps.deployer.deploy(
+            config, state["plan_id"], approved=change.get("current") if change.get("known") else None, vpc=vpc, basis=state.get("basis")
+        )
     except AgentOpsError as error:
         # An expected failure (AWS refused, the endpoint changed since approval) ends the plan as failed, on
         # the record. Anything else is a bug and propagates.

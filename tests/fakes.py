@@ -82,7 +82,9 @@ class RecordingDeployer:
     def change(self, config: Any, plan_id: str, *, vpc: dict | None = None) -> Change:
         return plan_change(config, plan_id, Settings(), current=None, vpc=vpc)
 
-    def deploy(self, config: DeploymentConfig, plan_id: str, *, approved: dict | None = None, vpc: dict | None = None) -> dict[str, Any]:
+    def deploy(
+        self, config: DeploymentConfig, plan_id: str, *, approved: dict | None = None, vpc: dict | None = None, basis: dict | None = None
+    ) -> dict[str, Any]:
         self.deployed.append((plan_id, config))
         return {"mode": "fake", "status": "deployed", "resources": {"endpoint": config.endpoint_name}, "calls": []}
 

@@ -180,4 +180,8 @@ def test_an_update_in_plain_words_keeps_the_fleet_that_was_deployed(tmp_path):
         assert (config["model_name"], config["instance_type"], config["instance_count"]) == ("fraud-detector-v4", "ml.m5.xlarge", 2)
         assert update["basis"]["plan_id"] == first["plan_id"]
         assert [d["field"] for d in update["change"]["diff"]] == ["model_name", "model_data_url"]
+        # Dry-run plans the update of what the first plan left there (validated by botocore), not a second create.
+        operations = [call["operation"] for call in update["deployment"]["calls"]]
+        assert "UpdateEndpoint" in operations and "CreateEndpoint" not in operations, operations
+        assert update["deployment"]["action"] == "update"
         assert orchestrator.show(update["plan_id"])["basis"]["kept"] == update["basis"]["kept"]

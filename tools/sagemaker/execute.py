@@ -152,6 +152,7 @@ class SageMakerExecutor:
         *,
         approved: dict[str, Any] | None = None,
         vpc: dict[str, list[str]] | None = None,
+        basis: dict[str, Any] | None = None,  # unused: execute mode reads what runs
     ) -> dict[str, Any]:
         seen = EndpointState.model_validate(approved) if approved else None
         fresh = self._read(config)

@@ -301,6 +301,32 @@ def unknown_change(config: PlanConfig) -> Change:
     return Change(action=config.action, known=False, summary=summary)
 
 
+def as_deployed(plan_id: str, config: DeploymentConfig) -> EndpointState:
+    """The endpoint as AgentOps left it after deploying `config` with plan `plan_id`: what dry-run, which
+    reads nothing from AWS, takes to run on an endpoint AgentOps has deployed (the plan's basis), so a new
+    version shows as the update it is."""
+    names = resource_names(plan_id, config)
+    low, high = config.autoscaling_range
+    return EndpointState(
+        endpoint_name=config.endpoint_name,
+        exists=True,
+        status="InService",
+        endpoint_config=names.endpoint_config,
+        managed=True,
+        model_name=names.model,
+        model_data_url=config.model_data_url,
+        image_uri=config.image_uri,
+        instance_type=config.instance_type,
+        instance_count=config.instance_count,
+        configured_instance_count=config.instance_count,
+        data_capture_percent=config.data_capture_percent,
+        autoscaling_min=low if config.autoscaling_enabled else None,
+        autoscaling_max=high if config.autoscaling_enabled else None,
+        scaling_policies=[names.scaling_policy] if names.scaling_policy else [],
+        monitoring_schedule=names.monitoring_schedule,
+    )
+
+
 def plan_change(
     config: PlanConfig,
     plan_id: str,
