@@ -134,6 +134,15 @@ def _start_from_deployment(state: PlanState, output: PlannerOutput, deps: Depend
     replaced = "model_data_url" in kept and assumed and assumed != started["model_data_url"]
     warnings = [w for w in output.warnings if not (replaced and assumed in w)]
     basis = {"plan_id": deployed.plan_id, "deployed_at": deployed.deployed_at.isoformat(), "config": deployed.config, "kept": kept}
+    ceiling = _tightened(state.get("constraints") or {}, output.constraints).get("max_instance_count")
+    running = max(started["instance_count"], started.get("autoscaling_max") or 0)
+    if "instance_count" in kept and ceiling is not None and running > ceiling:
+        # The running count breaks the requester's own ceiling, and any other count would be a guess: ask.
+        question = (
+            f"{config['endpoint_name']} runs up to {running} instances now (plan {deployed.plan_id}), more than the at most "
+            f"{ceiling} you asked for: how many should it run? e.g. 'on {ceiling} instance{'' if ceiling == 1 else 's'}'"
+        )
+        return output.model_copy(update={"question": question, "warnings": warnings}), basis
     return output.model_copy(update={"config": started, "warnings": warnings}), basis
 
 

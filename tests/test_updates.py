@@ -109,6 +109,22 @@ def test_plan_node_keeps_the_running_version_when_the_model_is_named_without_one
     assert not any("convention" in w for w in update["planner"]["warnings"]), update["planner"]["warnings"]
 
 
+@pytest.mark.parametrize("ceiling, status", [(5, "planning"), (4, "needs_clarification"), (2, "needs_clarification")])
+def test_a_ceiling_below_what_runs_is_asked_about_not_guessed(make_deps, ceiling, status):
+    """RUNNING serves 3 instances and scales to 5: a ceiling under that leaves no count to keep, and any
+    other would be a default standing in for one the requester has to choose."""
+    deployed = Deployed(plan_id="old", deployed_at=FIXED_NOW, config=RUNNING)
+    recorder = MemoryRecorder({("staging", PLANNED["endpoint_name"]): deployed})
+    scripted = ScriptedPlanner(PlannerOutput(planner="scripted", config=PLANNED, pinned=["model_name"]))
+    state = {"plan_id": "p4", "intent": "x", "env": "staging", "requester": "alice", "constraints": {"max_instance_count": ceiling}}
+    update = plan(state, runtime_for(make_deps(planner=scripted, plan_index=recorder)))
+    assert update["status"] == status
+    if status == "needs_clarification":
+        assert update["config"] is None and "runs up to 5 instances" in update["question"] and f"at most {ceiling}" in update["question"]
+    else:
+        assert update["config"]["instance_count"] == 3 and update["basis"]["plan_id"] == "old"
+
+
 # --- the resolve node ---------------------------------------------------------------------------------
 
 
