@@ -112,9 +112,9 @@ class AuditSink(Protocol):
 class PlanRecorder(Protocol):
     def record(self, state: dict[str, Any]) -> None: ...
 
-    def last_deployed(self, env: str, endpoint_name: str) -> Deployed | None:
-        """The deployment AgentOps last made on the endpoint that still stands (not rolled back or torn
-        down since); None when it has made none."""
+    def standing(self, env: str, endpoint_name: str, limit: int = 1) -> list[Deployed]:
+        """The deployments AgentOps made on the endpoint that still stand (not rolled back or torn down
+        since), newest first: the first is what runs, the second what a rollback returns to."""
         ...
 
 

@@ -18,7 +18,7 @@ from typing import Any
 from langgraph.runtime import Runtime
 
 from agentops.ports import Dependencies, PlannerOutput, PlanRequest
-from agentops.schemas import Constraints, Evidence
+from agentops.schemas import Constraints, Deployed, Evidence
 from agentops.updates import start_from
 from graph.context import dependencies_of
 from graph.state import PlanState
@@ -122,18 +122,24 @@ def _start_from_deployment(state: PlanState, output: PlannerOutput, deps: Depend
     """The planner's output started from what AgentOps last deployed on the planned endpoint
     (agentops/updates.py), and the plan's `basis`: that deployment and the fields kept from it. A warning
     about the artifact path the planner assumed by convention goes when the running artifact replaces it.
-    Unchanged, with no basis, for a new endpoint or a plan that is no deployment."""
+    A rollback's basis also names the deployment it returns to (`previous`). Unchanged, with no basis, for
+    a new endpoint or a teardown."""
     config = output.config or {}
-    if output.failed or output.question is not None or config.get("action", "deploy") != "deploy" or not config.get("endpoint_name"):
+    action = config.get("action", "deploy")
+    if output.failed or output.question is not None or action not in ("deploy", "rollback") or not config.get("endpoint_name"):
         return output, None
-    deployed = deps.plan_index.last_deployed(state["env"], config["endpoint_name"])
-    if deployed is None:
+    standing = deps.plan_index.standing(state["env"], config["endpoint_name"], limit=2)
+    if not standing:
         return output, None
+    if action == "rollback":
+        previous = _basis(standing[1], []) if len(standing) > 1 else None
+        return output, _basis(standing[0], []) | {"previous": previous}
+    deployed = standing[0]
     started, kept = start_from(deployed.config, config, output.pinned)
     assumed = config.get("model_data_url")
     replaced = "model_data_url" in kept and assumed and assumed != started["model_data_url"]
     warnings = [w for w in output.warnings if not (replaced and assumed in w)]
-    basis = {"plan_id": deployed.plan_id, "deployed_at": deployed.deployed_at.isoformat(), "config": deployed.config, "kept": kept}
+    basis = _basis(deployed, kept)
     ceiling = _tightened(state.get("constraints") or {}, output.constraints).get("max_instance_count")
     running = max(started["instance_count"], started.get("autoscaling_max") or 0)
     if "instance_count" in kept and ceiling is not None and running > ceiling:
@@ -144,6 +150,10 @@ def _start_from_deployment(state: PlanState, output: PlannerOutput, deps: Depend
         )
         return output.model_copy(update={"question": question, "warnings": warnings}), basis
     return output.model_copy(update={"config": started, "warnings": warnings}), basis
+
+
+def _basis(deployed: Deployed, kept: list[str]) -> dict[str, Any]:
+    return {"plan_id": deployed.plan_id, "deployed_at": deployed.deployed_at.isoformat(), "config": deployed.config, "kept": kept}
 
 
 def _tightened(current: dict[str, Any], stated: dict[str, Any]) -> dict[str, Any]:

@@ -18,7 +18,7 @@ from pydantic import ValidationError
 from agentops.errors import AgentOpsError
 from agentops.guardrails import planned_network as network_for
 from agentops.ports import Dependencies
-from agentops.schemas import Change, DeploymentConfig, parse_config
+from agentops.schemas import Change, DeploymentConfig, PlanConfig, parse_config
 from agentops.updates import differences
 from graph.context import dependencies_of
 from graph.state import PlanState
@@ -48,7 +48,7 @@ def resolve(state: PlanState, runtime: Runtime[Dependencies]) -> dict[str, Any]:
             change.error = change.error or problem
         else:
             change.warnings.append(problem)
-    if not change.known and not change.error and state.get("basis") and isinstance(config, DeploymentConfig):
+    if not change.known and not change.error and state.get("basis"):
         change = against_last_deployment(config, state["basis"], change)
     dumped = change.model_dump(mode="json")
     if not change.known and not change.error:
@@ -58,13 +58,29 @@ def resolve(state: PlanState, runtime: Runtime[Dependencies]) -> dict[str, Any]:
     return {"change": dumped, "events": [{"step": f"resolve.{round_number}", "actor": "agentops", "payload": dumped}]}
 
 
-def against_last_deployment(config: DeploymentConfig, basis: dict[str, Any], unknown: Change) -> Change:
+def against_last_deployment(config: PlanConfig, basis: dict[str, Any], unknown: Change) -> Change:
     """Nothing could be read (dry-run): the change against the deployment this plan started from, as
-    AgentOps left it — still `known: False`, since nobody looked at the endpoint."""
+    AgentOps left it — still `known: False`, since nobody looked at the endpoint. A rollback returns to the
+    deployment before it, when AgentOps recorded one and the plan names no config of its own."""
     before = basis["config"]
+    since = f"(plan {basis['plan_id']}, {basis['deployed_at']})"
+    if isinstance(config, DeploymentConfig):
+        summary = (
+            f"update endpoint {config.endpoint_name} from {_serving(before)} to {_serving(config.model_dump())}; "
+            f"'from' is what AgentOps last deployed there {since}: dry-run reads nothing from AWS"
+        )
+        return unknown.model_copy(
+            update={"action": "update", "summary": summary, "diff": differences(before, config.model_dump(mode="json"))}
+        )
+    previous = basis.get("previous")
+    if config.action != "rollback" or previous is None or config.target_endpoint_config:
+        return unknown
     summary = (
-        f"update endpoint {config.endpoint_name} from {before.get('model_name')} on {before.get('instance_count')} x "
-        f"{before.get('instance_type')} to {config.model_name} on {config.instance_count} x {config.instance_type}; "
-        f"'from' is what AgentOps last deployed there (plan {basis['plan_id']}, {basis['deployed_at']}): dry-run reads nothing from AWS"
+        f"roll back endpoint {config.endpoint_name} from {_serving(before)} {since} to {_serving(previous['config'])} "
+        f"(plan {previous['plan_id']}, {previous['deployed_at']}), as AgentOps deployed them: dry-run reads nothing from AWS"
     )
-    return unknown.model_copy(update={"action": "update", "summary": summary, "diff": differences(before, config.model_dump(mode="json"))})
+    return unknown.model_copy(update={"summary": summary, "diff": differences(before, previous["config"])})
+
+
+def _serving(config: dict[str, Any]) -> str:
+    return f"{config.get('model_name')} on {config.get('instance_count')} x {config.get('instance_type')}"

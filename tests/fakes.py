@@ -107,17 +107,18 @@ class MemoryAudit:
 
 
 class MemoryRecorder:
-    """Records rows; `deployed` holds what stands on each (env, endpoint), for a test to set."""
+    """Records rows; `standing` holds the deployments that stand on each (env, endpoint), newest first,
+    for a test to set."""
 
-    def __init__(self, deployed: dict[tuple[str, str], Deployed] | None = None):
+    def __init__(self, standing: dict[tuple[str, str], list[Deployed]] | None = None):
         self.records: dict[str, dict[str, Any]] = {}
-        self.deployed = deployed or {}
+        self.deployments = standing or {}
 
     def record(self, state: dict[str, Any]) -> None:
         self.records[state["plan_id"]] = dict(state)
 
-    def last_deployed(self, env: str, endpoint_name: str) -> Deployed | None:
-        return self.deployed.get((env, endpoint_name))
+    def standing(self, env: str, endpoint_name: str, limit: int = 1) -> list[Deployed]:
+        return self.deployments.get((env, endpoint_name), [])[:limit]
 
 
 def runtime_for(deps: Dependencies) -> Runtime:

@@ -74,7 +74,7 @@ def test_a_new_version_keeps_the_fleet_and_a_stated_count_replaces_the_whole_cap
 
 def test_plan_node_starts_an_update_from_the_last_deployment_and_records_it(make_deps):
     deployed = Deployed(plan_id="old", deployed_at=FIXED_NOW - timedelta(days=1), config=RUNNING)
-    recorder = MemoryRecorder({("staging", PLANNED["endpoint_name"]): deployed})
+    recorder = MemoryRecorder({("staging", PLANNED["endpoint_name"]): [deployed]})
     scripted = ScriptedPlanner(PlannerOutput(planner="scripted", config=PLANNED, pinned=["model_name"]))
     state = {"plan_id": "p2", "intent": "update churn to v2", "env": "staging", "requester": "alice"}
     update = plan(state, runtime_for(make_deps(planner=scripted, plan_index=recorder)))
@@ -91,7 +91,7 @@ def test_plan_node_plans_a_new_endpoint_and_a_revision_round_as_before(make_deps
     update = plan(state, runtime_for(make_deps(planner=scripted)))  # nothing deployed on churn-staging
     assert update["config"] == PLANNED and "basis" not in update
     deployed = Deployed(plan_id="old", deployed_at=FIXED_NOW, config=RUNNING)
-    recorder = MemoryRecorder({("staging", PLANNED["endpoint_name"]): deployed})
+    recorder = MemoryRecorder({("staging", PLANNED["endpoint_name"]): [deployed]})
     revising = state | {"config": PLANNED, "planner": {"rounds": 1}, "basis": {"plan_id": "old", "kept": []}}
     update = plan(revising, runtime_for(make_deps(planner=scripted, plan_index=recorder)))
     assert update["config"] == PLANNED and "basis" not in update  # the revision is the planner's; round 1 set the basis
@@ -99,7 +99,7 @@ def test_plan_node_plans_a_new_endpoint_and_a_revision_round_as_before(make_deps
 
 def test_plan_node_keeps_the_running_version_when_the_model_is_named_without_one(make_deps, settings):
     deployed = Deployed(plan_id="old", deployed_at=FIXED_NOW, config=RUNNING | {"endpoint_name": "churn-staging"})
-    recorder = MemoryRecorder({("staging", "churn-staging"): deployed})
+    recorder = MemoryRecorder({("staging", "churn-staging"): [deployed]})
     state = {"plan_id": "p3", "intent": "update churn in staging to 4 instances", "env": "staging", "requester": "alice"}
     update = plan(state, runtime_for(make_deps(planner=RulesPlanner(settings), plan_index=recorder)))
     config = update["config"]
@@ -114,7 +114,7 @@ def test_a_ceiling_below_what_runs_is_asked_about_not_guessed(make_deps, ceiling
     """RUNNING serves 3 instances and scales to 5: a ceiling under that leaves no count to keep, and any
     other would be a default standing in for one the requester has to choose."""
     deployed = Deployed(plan_id="old", deployed_at=FIXED_NOW, config=RUNNING)
-    recorder = MemoryRecorder({("staging", PLANNED["endpoint_name"]): deployed})
+    recorder = MemoryRecorder({("staging", PLANNED["endpoint_name"]): [deployed]})
     scripted = ScriptedPlanner(PlannerOutput(planner="scripted", config=PLANNED, pinned=["model_name"]))
     state = {"plan_id": "p4", "intent": "x", "env": "staging", "requester": "alice", "constraints": {"max_instance_count": ceiling}}
     update = plan(state, runtime_for(make_deps(planner=scripted, plan_index=recorder)))
@@ -139,6 +139,26 @@ def test_resolve_in_dry_run_shows_the_change_against_the_deployment_the_plan_sta
         ("model_data_url", "s3://models/churn/1/model.tar.gz", "s3://models/churn/2/model.tar.gz"),
     }
     assert "plan old" in change["summary"] and "dry-run reads nothing" in change["summary"]
+
+
+def test_a_rollback_returns_to_the_deployment_before_the_one_that_runs(make_deps):
+    previous = Deployed(plan_id="v1", deployed_at=FIXED_NOW - timedelta(days=2), config=RUNNING)
+    newest = Deployed(plan_id="v2", deployed_at=FIXED_NOW - timedelta(days=1), config=PLANNED)
+    rollback = {"action": "rollback", "endpoint_name": PLANNED["endpoint_name"]}
+    scripted = ScriptedPlanner(PlannerOutput(planner="scripted", config=rollback, pinned=["action", "endpoint_name"]))
+    state = {"plan_id": "r1", "intent": "roll back churn", "env": "staging", "requester": "alice"}
+    deps = make_deps(planner=scripted, plan_index=MemoryRecorder({("staging", PLANNED["endpoint_name"]): [newest, previous]}))
+    update = plan(state, runtime_for(deps))
+    assert update["config"] == rollback and update["basis"]["plan_id"] == "v2" and update["basis"]["previous"]["plan_id"] == "v1"
+    change = resolve(state | update, runtime_for(deps))["change"]
+    assert change["action"] == "rollback" and change["known"] is False and "plan v1" in change["summary"]
+    assert ("model_name", "churn-v2", "churn-v1") in {(d["field"], d["current"], d["planned"]) for d in change["diff"]}
+    # Only one deployment recorded: nothing known to return to, and the change says so as before.
+    deps = make_deps(planner=scripted, plan_index=MemoryRecorder({("staging", PLANNED["endpoint_name"]): [newest]}))
+    update = plan(state, runtime_for(deps))
+    assert update["basis"]["previous"] is None
+    change = resolve(state | update, runtime_for(deps))["change"]
+    assert change["diff"] == [] and "read when the rollback runs" in change["summary"]
 
 
 # --- the plan index -------------------------------------------------------------------------------------
@@ -166,22 +186,22 @@ def record(index: PlanIndex, plan_id: str, status: str, minutes: int, **config) 
 
 
 def test_the_index_knows_which_deployment_stands_through_rollbacks_and_teardowns(index):
-    assert index.last_deployed("staging", "churn-staging") is None
+    assert index.standing("staging", "churn-staging") == []
     record(index, "d1", "pending_approval", 1, model_name="churn-v1")  # not deployed yet: not standing
-    assert index.last_deployed("staging", "churn-staging") is None
+    assert index.standing("staging", "churn-staging") == []
     record(index, "d1", "deployed", 2, model_name="churn-v1")
     record(index, "d2", "deployed", 3, model_name="churn-v2")
     record(index, "d2", "deployed", 9, model_name="churn-v2")  # the audit node records again: one row
-    assert index.last_deployed("staging", "churn-staging").plan_id == "d2"
-    assert index.last_deployed("prod", "churn-staging") is None
+    assert [d.plan_id for d in index.standing("staging", "churn-staging", limit=5)] == ["d2", "d1"]
+    assert index.standing("prod", "churn-staging") == []
     for _ in range(2):  # a rollback ends the newest deployment, once however often it is recorded
         record(index, "r1", "rolled_back", 4, action="rollback")
-    found = index.last_deployed("staging", "churn-staging")
+    [found] = index.standing("staging", "churn-staging", limit=5)
     assert (found.plan_id, found.config["model_name"]) == ("d1", "churn-v1")
     record(index, "t1", "torn_down", 5, action="teardown")
-    assert index.last_deployed("staging", "churn-staging") is None
+    assert index.standing("staging", "churn-staging") == []
     record(index, "d3", "deployed", 6, model_name="churn-v3")
-    assert index.last_deployed("staging", "churn-staging").plan_id == "d3"
+    assert [d.plan_id for d in index.standing("staging", "churn-staging")] == ["d3"]
 
 
 # --- the whole path -----------------------------------------------------------------------------------
@@ -200,4 +220,11 @@ def test_an_update_in_plain_words_keeps_the_fleet_that_was_deployed(tmp_path):
         operations = [call["operation"] for call in update["deployment"]["calls"]]
         assert "UpdateEndpoint" in operations and "CreateEndpoint" not in operations, operations
         assert update["deployment"]["action"] == "update"
+
+        back = orchestrator.run("roll back fraud-detector in staging", "staging", "alice")
+        assert back["status"] == "rolled_back" and back["basis"]["previous"]["plan_id"] == first["plan_id"]
+        [switch] = [c for c in back["deployment"]["calls"] if c["operation"] == "UpdateEndpoint"]
+        assert switch["params"]["EndpointConfigName"] == first["deployment"]["resources"]["endpoint_config"]
+        again = orchestrator.run("update fraud-detector in staging to v5", "staging", "alice")
+        assert again["basis"]["plan_id"] == first["plan_id"]  # after the rollback, v3's deployment is what runs
         assert orchestrator.show(update["plan_id"])["basis"]["kept"] == update["basis"]["kept"]

@@ -6,7 +6,7 @@ from typing import Any
 
 from agentops.schemas import Change, DeploymentConfig, PlanConfig
 from agentops.settings import Settings
-from tools.sagemaker.calls import SUCCESS_STATUS, lifecycle_calls
+from tools.sagemaker.calls import SUCCESS_STATUS, EndpointState, lifecycle_calls, resource_names
 from tools.sagemaker.state import as_deployed, plan_change
 from tools.sagemaker.validation import validate_calls
 
@@ -36,9 +36,7 @@ class DryRunDeployer:
         vpc: dict[str, list[str]] | None = None,
         basis: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
-        # On an endpoint AgentOps deployed, the plan's calls are those of an update of what it left there.
-        current = as_deployed(basis["plan_id"], DeploymentConfig.model_validate(basis["config"])) if basis else None
-        planned = lifecycle_calls(config, plan_id, self.settings, current=current, vpc=vpc)
+        planned = lifecycle_calls(config, plan_id, self.settings, current=left_by(basis), vpc=vpc)
         validate_calls(planned.calls)
         result = {
             "mode": self.mode,
@@ -51,3 +49,15 @@ class DryRunDeployer:
 
     def finish(self, deployment: dict[str, Any]) -> dict[str, Any]:
         return deployment  # dry-run made every call in deploy already
+
+
+def left_by(basis: dict[str, Any] | None) -> EndpointState | None:
+    """What the plan's basis left on the endpoint (None: no basis, nothing known): on an endpoint AgentOps
+    deployed, a new version is an update of it, and a rollback returns to the deployment before it."""
+    if not basis or ("previous" in basis and basis["previous"] is None):
+        return None  # a rollback to a config AgentOps has no record of: only the tag on the endpoint knows it
+    previous = basis.get("previous")
+    returns_to = (
+        resource_names(previous["plan_id"], DeploymentConfig.model_validate(previous["config"])).endpoint_config if previous else None
+    )
+    return as_deployed(basis["plan_id"], DeploymentConfig.model_validate(basis["config"]), previous=returns_to)

@@ -301,10 +301,11 @@ def unknown_change(config: PlanConfig) -> Change:
     return Change(action=config.action, known=False, summary=summary)
 
 
-def as_deployed(plan_id: str, config: DeploymentConfig) -> EndpointState:
-    """The endpoint as AgentOps left it after deploying `config` with plan `plan_id`: what dry-run, which
-    reads nothing from AWS, takes to run on an endpoint AgentOps has deployed (the plan's basis), so a new
-    version shows as the update it is."""
+def as_deployed(plan_id: str, config: DeploymentConfig, previous: str | None = None) -> EndpointState:
+    """The endpoint as AgentOps left it after deploying `config` with plan `plan_id` (`previous`: the
+    endpoint config it replaced): what dry-run, which reads nothing from AWS, takes to run on an endpoint
+    AgentOps has deployed (the plan's basis), so a new version shows as the update it is and a rollback
+    as the switch back it is."""
     names = resource_names(plan_id, config)
     low, high = config.autoscaling_range
     return EndpointState(
@@ -324,6 +325,7 @@ def as_deployed(plan_id: str, config: DeploymentConfig) -> EndpointState:
         autoscaling_max=high if config.autoscaling_enabled else None,
         scaling_policies=[names.scaling_policy] if names.scaling_policy else [],
         monitoring_schedule=names.monitoring_schedule,
+        previous_endpoint_config=previous,
     )
 
 

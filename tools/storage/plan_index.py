@@ -169,16 +169,13 @@ class PlanIndex:
                 (plan_id, env, endpoint, plan_id),
             )
 
-    def last_deployed(self, env: str, endpoint_name: str) -> Deployed | None:
+    def standing(self, env: str, endpoint_name: str, limit: int = 1) -> list[Deployed]:
         rows = self._select(
             "SELECT plan_id, config, deployed_at FROM deployments WHERE env = ? AND endpoint_name = ? AND ended_by IS NULL "
-            "ORDER BY deployed_at DESC, plan_id DESC LIMIT 1",
-            (env, endpoint_name),
+            "ORDER BY deployed_at DESC, plan_id DESC LIMIT ?",
+            (env, endpoint_name, limit),
         )
-        if not rows:
-            return None
-        row = rows[0]
-        return Deployed(plan_id=row["plan_id"], deployed_at=row["deployed_at"], config=json.loads(row["config"]))
+        return [Deployed(plan_id=row["plan_id"], deployed_at=row["deployed_at"], config=json.loads(row["config"])) for row in rows]
 
     def decide(self, plan_id: str, decision: Decision, now: datetime, required: int = 1) -> int | None:
         """Record one decision on a pending, unexpired plan; the slot it filled, or None if it did not count.
