@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from pydantic import ValidationError
+
 from agentops.schemas import Change, DeploymentConfig, PlanConfig
 from agentops.settings import Settings
 from tools.sagemaker.calls import SUCCESS_STATUS, EndpointState, lifecycle_calls, resource_names
@@ -57,7 +59,10 @@ def left_by(basis: dict[str, Any] | None) -> EndpointState | None:
     if not basis or ("previous" in basis and basis["previous"] is None):
         return None  # a rollback to a config AgentOps has no record of: only the tag on the endpoint knows it
     previous = basis.get("previous")
-    returns_to = (
-        resource_names(previous["plan_id"], DeploymentConfig.model_validate(previous["config"])).endpoint_config if previous else None
-    )
-    return as_deployed(basis["plan_id"], DeploymentConfig.model_validate(basis["config"]), previous=returns_to)
+    try:
+        returns_to = (
+            resource_names(previous["plan_id"], DeploymentConfig.model_validate(previous["config"])).endpoint_config if previous else None
+        )
+        return as_deployed(basis["plan_id"], DeploymentConfig.model_validate(basis["config"]), previous=returns_to)
+    except ValidationError:  # recorded under an older config schema: known no longer, so planned as unknown
+        return None
