@@ -99,19 +99,18 @@ class PlanIndex:
 
     def record(self, state: dict[str, Any]) -> None:
         """Upsert a plan's row from workflow state (called by the audit node at every transition), and
-        keep what runs on its endpoint: a deployment joins it, a rollback or teardown ends it."""
-        with self.db.connect() as conn:
-            conn.begin_write(f"plan-record:{state['plan_id']}")
-            self._record_row(conn, state)
-            self._record_deployment(conn, state)
-            conn.commit()
+        keep what runs on its endpoint: a deployment joins it, a rollback or teardown ends it.
 
-    @staticmethod
-    def _record_row(conn: Any, state: dict[str, Any]) -> None:
+        No transaction of its own: each statement is idempotent, the audit node's pass already is one
+        transaction where the log and the index share a database, and this runs on every transition."""
+        self._record_row(state)
+        self._record_deployment(state)
+
+    def _record_row(self, state: dict[str, Any]) -> None:
         config = state.get("config") or {}
         report = state.get("report") or {}
         now = state.get("updated_at") or state["created_at"]
-        conn.execute(
+        self._execute(
             """
             INSERT INTO plans (plan_id, env, requester, intent, status, created_at, updated_at, expires_at,
                                endpoint_name, peak_cost_usd, decision)
@@ -138,8 +137,7 @@ class PlanIndex:
             ),
         )
 
-    @staticmethod
-    def _record_deployment(conn: Any, state: dict[str, Any]) -> None:
+    def _record_deployment(self, state: dict[str, Any]) -> None:
         """Idempotent, as every audit pass is: a plan joins once, and ends at most what stood before it."""
         config, status = state.get("config") or {}, state.get("status")
         endpoint, action = config.get("endpoint_name"), config.get("action", "deploy")
@@ -147,19 +145,19 @@ class PlanIndex:
             return
         plan_id, env, now = state["plan_id"], state["env"], state.get("updated_at") or state["created_at"]
         if status == "deployed" and action == "deploy":
-            conn.execute(
+            self._execute(
                 "INSERT INTO deployments (plan_id, env, endpoint_name, config, deployed_at) VALUES (?, ?, ?, ?, ?) "
                 "ON CONFLICT (plan_id) DO NOTHING",
                 (plan_id, env, endpoint, json.dumps(config, sort_keys=True), now),
             )
         elif status == "torn_down" and action == "teardown":
-            conn.execute(
+            self._execute(
                 "UPDATE deployments SET ended_by = ? WHERE env = ? AND endpoint_name = ? AND ended_by IS NULL",
                 (plan_id, env, endpoint),
             )
         elif status == "rolled_back" and action == "rollback":
             # The endpoint returns to the config before the newest deployment: that one ends, once.
-            conn.execute(
+            self._execute(
                 """
                 UPDATE deployments SET ended_by = ?
                 WHERE plan_id = (SELECT plan_id FROM deployments WHERE env = ? AND endpoint_name = ? AND ended_by IS NULL
